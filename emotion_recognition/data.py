@@ -1,0 +1,121 @@
+"""FER2013 folders: checking their layout, reading the images, and splitting off validation data.
+
+The layout is `<data>/{train,test}/<emotion>/<image>`, as this project documents FER2013 and as
+Kaggle ships it. Nothing here depends on how many images there are.
+"""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .config import CLASS_NAMES, IMAGE_SIZE
+from .errors import UserError
+
+
+def check_class_folders(split_dir):
+    """Check that `split_dir` holds exactly one non-empty folder per emotion; return their paths.
+
+    The label of each folder comes from CLASS_NAMES, never from the order of a directory listing.
+    """
+    split_dir = Path(split_dir)
+    if not split_dir.is_dir():
+        raise UserError(
+            f"dataset folder {split_dir} not found; it must hold one folder per emotion "
+            f"({', '.join(CLASS_NAMES)}). See dataset/README.md for how to get FER2013")
+    present = {p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    missing = [name for name in CLASS_NAMES if name not in present]
+    if missing:
+        raise UserError(
+            f"{split_dir} lacks the class folder(s) {', '.join(missing)}; it must hold exactly "
+            f"{', '.join(CLASS_NAMES)} (see dataset/README.md)")
+    extra = sorted(present - set(CLASS_NAMES))
+    if extra:
+        raise UserError(
+            f"{split_dir} has folder(s) {', '.join(extra)} that are not emotions this project knows; "
+            f"remove or rename them (expected exactly {', '.join(CLASS_NAMES)})")
+    folders = [split_dir / name for name in CLASS_NAMES]
+    for folder in folders:
+        if not any(_image_candidates(folder)):
+            raise UserError(f"class folder {folder} is empty; every emotion needs at least one image")
+    return folders
+
+
+def check_dataset(data_dir, splits=("train", "test")):
+    """Check the top-level dataset folder and each split inside it."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise UserError(
+            f"dataset folder {data_dir} not found; unpack FER2013 there so that it holds train/ and "
+            "test/ (see dataset/README.md), or pass --data DIR")
+    for split in splits:
+        if not (data_dir / split).is_dir():
+            raise UserError(
+                f"{data_dir} has no {split}/ folder; FER2013 must be laid out as "
+                f"{data_dir}/{{train,test}}/<emotion>/*.jpg (see dataset/README.md)")
+        check_class_folders(data_dir / split)
+
+
+def _image_candidates(folder):
+    # Hidden files (.DS_Store and friends) are never images; everything else is tried.
+    return (p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith("."))
+
+
+def read_face(path):
+    """Read one image file as a 48x48 uint8 grayscale array, or None if it is not a readable image."""
+    data = np.fromfile(str(path), dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
+    if image is None:
+        return None
+    if image.shape != (IMAGE_SIZE, IMAGE_SIZE):
+        image = cv2.resize(image, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
+    return image
+
+
+def load_split(split_dir, verbose=True):
+    """Read every image of one split.
+
+    Returns (images uint8 (n, 48, 48), labels int (n,), skipped paths). Files that cannot be
+    decoded as images are skipped, not fatal: one stray file should not cost a training run.
+    """
+    import keras  # only for its progress bar; keeps this module importable without a model
+
+    folders = check_class_folders(split_dir)
+    files = [(path, label) for label, folder in enumerate(folders) for path in _image_candidates(folder)]
+    images = np.empty((len(files), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+    labels = np.empty(len(files), dtype=np.int64)
+    skipped = []
+    progress = keras.utils.Progbar(len(files), unit_name="image") if verbose else None
+    count = 0
+    for index, (path, label) in enumerate(files):
+        image = read_face(path)
+        if image is None:
+            skipped.append(path)
+        else:
+            images[count], labels[count] = image, label
+            count += 1
+        if progress is not None and ((index + 1) % 500 == 0 or index + 1 == len(files)):
+            progress.update(index + 1)
+    if count == 0:
+        raise UserError(f"no readable images in {split_dir}; check that it holds FER2013 image files")
+    return images[:count], labels[:count], skipped
+
+
+def stratified_split(labels, fraction, seed):
+    """Split indices into (train, validation) so every class keeps its share in both parts."""
+    if not 0.0 < fraction < 1.0:
+        raise UserError(f"--val-split must be between 0 and 1 (exclusive), not {fraction}")
+    rng = np.random.default_rng(seed)
+    train_idx, val_idx = [], []
+    for label in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == label))
+        n_val = int(round(len(idx) * fraction))
+        # Keep at least one example on each side when the class allows it.
+        n_val = min(max(n_val, 1), len(idx) - 1) if len(idx) > 1 else 0
+        val_idx.append(idx[:n_val])
+        train_idx.append(idx[n_val:])
+    return np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(val_idx))
+
+
+def class_counts(labels):
+    return np.bincount(labels, minlength=len(CLASS_NAMES))

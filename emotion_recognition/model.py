@@ -1,0 +1,108 @@
+"""The CNN, and the only way the project loads or saves one.
+
+The model contract: input (None, 48, 48, 1) raw grayscale pixels 0-255, output (None, 7) softmax
+probabilities in CLASS_NAMES order. Rescaling happens inside the model, so training and inference
+cannot disagree about preprocessing.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+import keras
+from keras import layers
+
+from .config import CLASS_NAMES, INPUT_SHAPE, NUM_CLASSES
+from .errors import UserError
+
+# Widths of the four convolution stages (48 -> 24 -> 12 -> 6 -> 3 pixels). Doubling per stage keeps
+# the arithmetic per stage about equal. Measured on a 2-core CPU: widths starting at 16 train at
+# ~200 images/s, at 24 ~100/s, at 32 ~50-80/s, so 16 buys the most epochs per CPU-hour.
+STAGE_WIDTHS = (16, 32, 64, 128)
+# Dropout grows with depth: early features are generic, late ones are where FER2013 overfits.
+STAGE_DROPOUT = (0.05, 0.1, 0.2, 0.3)
+DENSE_UNITS = 256
+DENSE_DROPOUT = 0.4
+
+
+def build_model(stage_widths=STAGE_WIDTHS, stage_dropout=STAGE_DROPOUT, dense_units=DENSE_UNITS,
+                dense_dropout=DENSE_DROPOUT, name="emotion_cnn"):
+    """A VGG-style CNN: per stage two 3x3 conv + BatchNorm + ReLU, max-pool, dropout."""
+    inputs = keras.Input(shape=INPUT_SHAPE, name="face")
+    x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
+    for stage, (width, drop) in enumerate(zip(stage_widths, stage_dropout), start=1):
+        for conv in (1, 2):
+            # No conv bias: BatchNorm's beta does that job.
+            x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"s{stage}_conv{conv}")(x)
+            x = layers.BatchNormalization(name=f"s{stage}_bn{conv}")(x)
+            x = layers.ReLU(name=f"s{stage}_relu{conv}")(x)
+        x = layers.MaxPooling2D(name=f"s{stage}_pool")(x)
+        x = layers.Dropout(drop, name=f"s{stage}_drop")(x)
+    # Flatten rather than global pooling: where a feature sits (mouth vs. brows) carries the emotion.
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(dense_units, use_bias=False, name="dense")(x)
+    x = layers.BatchNormalization(name="dense_bn")(x)
+    x = layers.ReLU(name="dense_relu")(x)
+    x = layers.Dropout(dense_dropout, name="dense_drop")(x)
+    x = layers.Dense(NUM_CLASSES, name="logits")(x)
+    # Softmax in float32 even under mixed precision, so probabilities sum to 1 exactly enough.
+    outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def check_contract(model, source="model"):
+    """Raise UserError unless the model takes (None, 48, 48, 1) and returns (None, 7)."""
+    input_shape = tuple(model.input_shape) if not isinstance(model.input_shape, list) else None
+    output_shape = tuple(model.output_shape) if not isinstance(model.output_shape, list) else None
+    if input_shape is None or input_shape[1:] != INPUT_SHAPE:
+        raise UserError(
+            f"{source} takes input {model.input_shape}, but this project needs (None, *{INPUT_SHAPE}) "
+            "grayscale faces; train a compatible model with 'python train.py'")
+    if output_shape is None or output_shape[1:] != (NUM_CLASSES,):
+        raise UserError(
+            f"{source} returns {model.output_shape}, but this project needs {NUM_CLASSES} "
+            f"probabilities ({', '.join(CLASS_NAMES)}); train a compatible model with 'python train.py'")
+
+
+def load_model(path, compile=False):
+    """Load a .keras model safely (no arbitrary code) and check it honours the contract."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(
+            f"model file {path} not found; train one with 'python train.py' or restore the shipped "
+            "one with 'git checkout -- emotion_detection.keras'")
+    try:
+        model = keras.models.load_model(path, compile=compile, safe_mode=True)
+    except Exception as error:  # Keras raises many types for bad files; all mean "cannot read it".
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(
+            f"cannot load model file {path}: it is corrupt, not a Keras .keras file, or made by an "
+            f"incompatible Keras version ({detail[:200]}); retrain with 'python train.py' or restore "
+            "it with 'git checkout -- emotion_detection.keras'") from error
+    check_contract(model, source=f"model file {path}")
+    return model
+
+
+def save_model_atomic(model, path, include_optimizer=True):
+    """Write a .keras file so that a crash midway never leaves a truncated file at `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Keras insists on the .keras suffix, so the temporary file keeps it.
+    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp.keras")
+    os.close(handle)
+    try:
+        if include_optimizer:
+            model.save(tmp_name)
+        else:
+            # A copy without optimizer state: a third of the size, and all that inference needs.
+            keras.saving.save_model(_without_optimizer(model), tmp_name)
+        os.replace(tmp_name, path)
+    finally:
+        if os.path.exists(tmp_name):
+            os.remove(tmp_name)
+
+
+def _without_optimizer(model):
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return clone

@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""Train the emotion CNN on FER2013 and write emotion_detection.keras.
+
+    python train.py                      # the shipped model's recipe, on dataset/FER2013
+    python train.py --resume             # continue an interrupted run from its last epoch
+    python train.py --data DIR --epochs 5 --output my_model.keras
+"""
+
+import argparse
+import os
+
+# oneDNN kernels trained ~1.7x faster than TensorFlow's defaults on an AVX2 CPU without AVX-512,
+# where TensorFlow leaves them off. Set before TensorFlow is imported; an explicit value wins.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
+from emotion_recognition.errors import friendly_errors  # noqa: E402
+from emotion_recognition.training import TrainConfig, config_from_args, train  # noqa: E402
+
+DEFAULTS = TrainConfig()
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Train the emotion CNN on FER2013 folders (<data>/{train,test}/<emotion>/*.jpg). "
+                    "A stratified slice of train/ picks the best epoch; test/ is only scored at the end.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--data", default=DEFAULTS.data, help="folder holding train/ and test/")
+    parser.add_argument("--output", default=DEFAULTS.output, help="where the trained .keras model goes")
+    parser.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="epochs in the whole run")
+    parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
+    parser.add_argument("--val-split", type=float, default=DEFAULTS.val_split,
+                        help="share of train/ held out for choosing the best epoch")
+    parser.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate,
+                        help="peak AdamW learning rate (cosine schedule)")
+    parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    parser.add_argument("--run-dir", default=None,
+                        help="checkpoints and log of this run (default: runs/<output name>/ beside --output)")
+    resume = parser.add_mutually_exclusive_group()
+    resume.add_argument("--resume", action="store_true",
+                        help="continue the run in --run-dir from its last finished epoch")
+    resume.add_argument("--restart", action="store_true",
+                        help="discard an existing run in --run-dir and start over")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    with friendly_errors(args.debug):
+        train(config_from_args(args), resume=args.resume, restart=args.restart, verbose=0 if args.quiet else 1)
+
+
+if __name__ == "__main__":
+    main()
