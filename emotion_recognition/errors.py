@@ -8,8 +8,12 @@ class UserError(Exception):
     """A problem with the user's input (a missing file, a bad folder, ...).
 
     Its message is one line that names the file or folder and says what to do. The command-line
-    scripts print it without a traceback and exit with status 2.
+    scripts print it without a traceback and exit with `exit_code` (2 unless said otherwise).
     """
+
+    def __init__(self, message, exit_code=2):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @contextmanager
@@ -24,7 +28,7 @@ def friendly_errors(debug=False):
         if debug:
             raise
         print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(error.exit_code)
     except KeyboardInterrupt:
         if debug:
             raise

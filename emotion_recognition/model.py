@@ -90,6 +90,7 @@ def save_model_atomic(model, path, include_optimizer=True):
     # Keras insists on the .keras suffix, so the temporary file keeps it.
     handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp.keras")
     os.close(handle)
+    os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes files private; a model is an ordinary file
     try:
         if include_optimizer:
             model.save(tmp_name)
@@ -102,7 +103,14 @@ def save_model_atomic(model, path, include_optimizer=True):
             os.remove(tmp_name)
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _without_optimizer(model):
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    return clone
+    # Rebuilt from its config: keras.models.clone_model would carry the compiled optimizer along.
+    bare = keras.Model.from_config(model.get_config())
+    bare.set_weights(model.get_weights())
+    return bare

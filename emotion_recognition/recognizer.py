@@ -9,9 +9,9 @@
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import tensorflow as tf
 
-from .config import CLASS_NAMES, DEFAULT_MODEL_PATH, INPUT_SHAPE, IMAGE_SIZE
+from .classifier import fast_classifier
+from .config import CLASS_NAMES, DEFAULT_MODEL_PATH, IMAGE_SIZE, INPUT_SHAPE
 from .faces import FaceDetector, crop_faces, to_gray
 from .model import load_model
 
@@ -36,13 +36,8 @@ class EmotionRecognizer:
     def __init__(self, model_path=DEFAULT_MODEL_PATH, detector=None):
         self.model = load_model(model_path)
         self.detector = detector or FaceDetector()
-        # One compiled graph for every batch size: per-call overhead, not arithmetic, dominates
-        # eager Keras calls on a few faces (see benchmarks/speed.py).
-        self._predict = tf.function(
-            lambda faces: self.model(faces, training=False),
-            input_signature=[tf.TensorSpec((None, *INPUT_SHAPE), tf.float32)],
-            jit_compile=True,
-        )
+        # All faces of a frame go through one call of a classifier built once (see classifier.py).
+        self.classifier = fast_classifier(self.model, model_path)
 
     def classify(self, faces):
         """Probabilities (n, 7) for uint8 grayscale 48x48 crops shaped (n, 48, 48) or (n, 48, 48, 1)."""
@@ -56,7 +51,7 @@ class EmotionRecognizer:
                              f"{IMAGE_SIZE}, 1), got {faces.shape}")
         if len(faces) == 0:
             return np.zeros((0, len(CLASS_NAMES)), dtype=np.float32)
-        return self._predict(tf.constant(faces, dtype=tf.float32)).numpy()
+        return self.classifier(faces.astype(np.float32))
 
     def detect(self, frame):
         """Every face in a BGR (or grayscale) frame, with its emotion, as a list of Face."""

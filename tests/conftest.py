@@ -1,0 +1,93 @@
+"""Shared fixtures. Everything is built in temporary folders: no FER2013, no camera, no display."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from emotion_recognition.config import CLASS_NAMES, DEFAULT_MODEL_PATH, IMAGE_SIZE  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+# Where the astronaut's face is in skimage.data.astronaut() (512x512), measured by hand.
+ASTRONAUT_FACE = (170, 55, 110, 120)
+
+
+def face_like_image(rng, label):
+    """A 48x48 grayscale 'face': noise plus a class-specific bar, so a tiny model has something to learn."""
+    image = rng.normal(128, 30, (IMAGE_SIZE, IMAGE_SIZE)).clip(0, 255).astype(np.uint8)
+    row = 4 + label * 6
+    image[row:row + 4, 8:40] = 255
+    return image
+
+
+def make_fer_folder(root, per_class=(12, 4), seed=0):
+    """A FER2013-layout folder: root/{train,test}/<emotion>/*.jpg with `per_class` images each."""
+    rng = np.random.default_rng(seed)
+    for split, count in zip(("train", "test"), per_class):
+        for label, name in enumerate(CLASS_NAMES):
+            folder = Path(root) / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                cv2.imwrite(str(folder / f"{split}_{i}.jpg"), face_like_image(rng, label))
+    return Path(root)
+
+
+@pytest.fixture
+def fer_folder(tmp_path):
+    return make_fer_folder(tmp_path / "FER2013")
+
+
+@pytest.fixture(scope="session")
+def astronaut_png(tmp_path_factory):
+    from skimage import data
+    path = tmp_path_factory.mktemp("photos") / "astronaut.png"
+    cv2.imwrite(str(path), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    return path
+
+
+@pytest.fixture(scope="session")
+def face_video(tmp_path_factory):
+    """A 640x480, 12-frame MP4 with the astronaut's face drifting across a plain background."""
+    from skimage import data
+    path = tmp_path_factory.mktemp("videos") / "clip.mp4"
+    photo = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    x, y, w, h = ASTRONAUT_FACE
+    face = cv2.resize(photo[y - 30:y + h + 30, x - 30:x + w + 30], (200, 220))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (640, 480))
+    for frame_index in range(12):
+        frame = np.full((480, 640, 3), 90, np.uint8)
+        left = 60 + frame_index * 20
+        frame[120:340, left:left + 200] = face
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="session")
+def shipped_model():
+    assert DEFAULT_MODEL_PATH.is_file(), "the trained emotion_detection.keras must ship with the repository"
+    return DEFAULT_MODEL_PATH
+
+
+def run_script(script, *args, env=None, timeout=300):
+    """Run one of the project's scripts as a user would; returns the CompletedProcess."""
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    return subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, env=full_env)
+
+
+def assert_clean_error(result, *words):
+    """A non-zero exit with one clear line on stderr naming what went wrong, and no traceback."""
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    for word in words:
+        assert word in lines[0], (word, lines[0])

@@ -1,0 +1,120 @@
+"""The model contract, safe loading and atomic saving."""
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+from emotion_recognition.config import CLASS_NAMES
+from emotion_recognition.errors import UserError
+from emotion_recognition.model import build_model, check_contract, load_model, save_model_atomic
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_model()
+
+
+def test_contract_shapes_and_probabilities(model):
+    assert model.input_shape == (None, 48, 48, 1)
+    assert model.output_shape == (None, len(CLASS_NAMES))
+    faces = np.random.default_rng(0).integers(0, 256, (5, 48, 48, 1)).astype("float32")
+    probabilities = np.asarray(model(faces, training=False))
+    assert probabilities.shape == (5, 7)
+    assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert (probabilities >= 0).all()
+
+
+def test_architecture_has_batchnorm_dropout_and_inner_rescaling(model):
+    kinds = {type(layer).__name__ for layer in model.layers}
+    assert {"Conv2D", "BatchNormalization", "Dropout", "Rescaling"} <= kinds
+    # Rescaling sits right after the input: raw 0-255 pixels go in, nothing is scaled outside.
+    assert type(model.layers[1]).__name__ == "Rescaling"
+
+
+def test_shipped_model_honours_the_contract(shipped_model):
+    shipped = keras.models.load_model(shipped_model, compile=False, safe_mode=True)
+    check_contract(shipped)
+    probabilities = np.asarray(shipped(np.full((2, 48, 48, 1), 128, "float32")))
+    assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_atomic_save_and_load_roundtrip(model, tmp_path):
+    path = tmp_path / "m.keras"
+    save_model_atomic(model, path, include_optimizer=False)
+    loaded = load_model(path)
+    faces = np.full((1, 48, 48, 1), 100, "float32")
+    assert np.allclose(loaded(faces), model(faces, training=False), atol=1e-5)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]  # no temporary files left behind
+
+
+def test_published_model_carries_no_optimizer_state(model, tmp_path):
+    import zipfile
+
+    import h5py
+
+    compiled = build_model()
+    compiled.compile(optimizer="adamw", loss="categorical_crossentropy")
+    compiled.fit(np.zeros((4, 48, 48, 1)), np.eye(7)[:4], verbose=0)  # creates the optimizer's slots
+    save_model_atomic(compiled, tmp_path / "with.keras")
+    save_model_atomic(compiled, tmp_path / "without.keras", include_optimizer=False)
+    for name, expected in (("with.keras", True), ("without.keras", False)):
+        with zipfile.ZipFile(tmp_path / name) as archive:
+            archive.extract("model.weights.h5", tmp_path / name.split(".")[0])
+        with h5py.File(tmp_path / name.split(".")[0] / "model.weights.h5") as weights:
+            assert ("optimizer" in weights and len(weights["optimizer"]) > 0) == expected, name
+    assert (tmp_path / "without.keras").stat().st_mode & 0o777 == 0o666 & ~_current_umask()
+
+
+def _current_umask():
+    import os
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_failed_save_keeps_the_previous_file(model, tmp_path, monkeypatch):
+    path = tmp_path / "m.keras"
+    save_model_atomic(model, path, include_optimizer=False)
+    before = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(keras.saving, "save_model", crash)
+    with pytest.raises(OSError):
+        save_model_atomic(model, path, include_optimizer=False)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]
+
+
+def test_missing_model_says_how_to_get_one(tmp_path):
+    with pytest.raises(UserError, match="not found; train one with 'python train.py'"):
+        load_model(tmp_path / "nope.keras")
+
+
+def test_corrupt_model_is_reported(tmp_path):
+    path = tmp_path / "corrupt.keras"
+    path.write_bytes(b"PK\x03\x04 this is not a model")
+    with pytest.raises(UserError, match="cannot load model file"):
+        load_model(path)
+
+
+def test_model_breaking_the_contract_is_refused(tmp_path):
+    inputs = keras.Input((64, 64, 3))
+    outputs = layers.Dense(5, activation="softmax")(layers.Flatten()(inputs))
+    path = tmp_path / "other.keras"
+    keras.Model(inputs, outputs).save(path)
+    with pytest.raises(UserError, match="takes input"):
+        load_model(path)
+
+
+def test_models_with_code_are_not_deserialised(tmp_path):
+    # A Lambda layer stores Python bytecode; safe mode must refuse to run it.
+    inputs = keras.Input((48, 48, 1))
+    x = layers.Lambda(lambda t: t * 2.0)(inputs)
+    outputs = layers.Dense(7, activation="softmax")(layers.Flatten()(x))
+    path = tmp_path / "lambda.keras"
+    keras.Model(inputs, outputs).save(path)
+    with pytest.raises(UserError, match="cannot load model file"):
+        load_model(path)

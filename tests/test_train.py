@@ -1,0 +1,91 @@
+"""train.py end to end on a tiny folder: the model it writes, checkpoints, interruption and resume."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+
+from conftest import ROOT, assert_clean_error, run_script
+
+
+def test_train_one_epoch_writes_a_model_that_honours_the_contract(fer_folder, tmp_path):
+    output = tmp_path / "m.keras"
+    result = run_script("train.py", "--data", fer_folder, "--epochs", "1", "--output", output, "--quiet")
+    assert result.returncode == 0, result.stderr
+    model = keras.models.load_model(output, compile=False, safe_mode=True)
+    assert model.input_shape == (None, 48, 48, 1) and model.output_shape == (None, 7)
+    probabilities = np.asarray(model(np.random.default_rng(1).integers(0, 256, (3, 48, 48, 1)).astype("float32")))
+    assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    # The shipped artefact carries no optimizer state; the checkpoint for --resume does.
+    assert model.optimizer is None
+
+    metrics = json.loads((tmp_path / "m.metrics.json").read_text())
+    assert metrics["split"] == "test" and metrics["test"]["n"] == 7 * 4
+    assert set(metrics["test"]) >= {"accuracy", "accuracy_tta", "macro_f1", "per_class"}
+    assert (tmp_path / "m.history.png").stat().st_size > 1000
+    assert (tmp_path / "runs" / "m" / "last.keras").is_file()
+    assert "accuracy" in result.stdout and "disgust" in result.stdout  # the per-class report
+
+
+def test_existing_run_is_not_overwritten_without_asking(fer_folder, tmp_path):
+    output = tmp_path / "m.keras"
+    assert run_script("train.py", "--data", fer_folder, "--epochs", "1", "--output", output, "--quiet").returncode == 0
+    again = run_script("train.py", "--data", fer_folder, "--epochs", "1", "--output", output, "--quiet")
+    assert_clean_error(again, "--resume", "--restart")
+
+
+def test_resume_without_a_run_is_refused(fer_folder, tmp_path):
+    result = run_script("train.py", "--data", fer_folder, "--output", tmp_path / "m.keras", "--resume")
+    assert_clean_error(result, "nothing to resume")
+
+
+def test_sigint_after_first_epoch_keeps_a_model_and_resume_finishes(fer_folder, tmp_path):
+    output, run_dir = tmp_path / "m.keras", tmp_path / "run"
+    command = [sys.executable, str(ROOT / "train.py"), "--data", str(fer_folder), "--epochs", "4",
+               "--output", str(output), "--run-dir", str(run_dir), "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    state_file = run_dir / "state.json"
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None:
+        if state_file.is_file() and json.loads(state_file.read_text()).get("epochs_done", 0) >= 1:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "--resume" in stderr
+
+    done = json.loads(state_file.read_text())["epochs_done"]
+    assert 1 <= done < 4
+    interrupted = keras.models.load_model(run_dir / "best.keras", compile=False, safe_mode=True)
+    assert interrupted.output_shape == (None, 7)
+    assert not output.exists()  # an unfinished run never replaces the published model
+
+    resumed = subprocess.run(command + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"Resuming {run_dir} after epoch {done} of 4" in resumed.stdout
+    state = json.loads(state_file.read_text())
+    assert state["epochs_done"] == 4 and len(state["history"]) == 4
+    keras.models.load_model(output, compile=False, safe_mode=True)
+    # The optimizer carried on: its step counter covers all four epochs, not just the resumed ones.
+    last = keras.models.load_model(run_dir / "last.keras", compile=True, safe_mode=True)
+    steps_per_epoch = int(np.ceil((7 * 12 - 7 * 1) / 64))
+    assert int(last.optimizer.iterations) == 4 * steps_per_epoch
+
+
+def test_sigterm_is_handled_like_ctrl_c(fer_folder, tmp_path):
+    run_dir = tmp_path / "run"
+    command = [sys.executable, str(ROOT / "train.py"), "--data", str(fer_folder), "--epochs", "50",
+               "--output", str(tmp_path / "m.keras"), "--run-dir", str(run_dir), "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not (run_dir / "best.keras").is_file():
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130 and "Traceback" not in stderr
+    keras.models.load_model(run_dir / "last.keras", compile=False, safe_mode=True)
