@@ -68,13 +68,13 @@ def format_report(report, title="test"):
 
 def plot_confusion_matrix(matrix, path, title="Confusion matrix"):
     """Save a row-normalised confusion matrix (recall on the diagonal) as a PNG."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A bare Figure needs no GUI backend and leaves pyplot's (a notebook's inline one) alone.
+    from matplotlib.figure import Figure
 
     matrix = np.asarray(matrix, dtype=float)
     normalised = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    figure, axes = plt.subplots(figsize=(7, 6))
+    figure = Figure(figsize=(7, 6))
+    axes = figure.subplots()
     image = axes.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
     figure.colorbar(image, ax=axes, label="share of the true class")
     axes.set_xticks(range(NUM_CLASSES), CLASS_NAMES, rotation=45, ha="right")
@@ -88,4 +88,3 @@ def plot_confusion_matrix(matrix, path, title="Confusion matrix"):
                       fontsize=7, color="white" if normalised[i, j] > 0.5 else "black")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
-    plt.close(figure)

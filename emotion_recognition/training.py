@@ -3,6 +3,7 @@
 `train.py` is the command-line front end; everything it does is here so a notebook can do it too.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -114,16 +115,49 @@ class RunState:
         os.replace(tmp, self.state_file)
 
 
+class DeferredInterrupts:
+    """Ctrl-C and SIGTERM stop training, but never in the middle of writing an epoch's files."""
+
+    def __init__(self):
+        self.saving = False
+        self.pending = False
+
+    def handle(self, signum, frame):
+        if self.saving:
+            self.pending = True
+        else:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def shielded(self):
+        self.saving = True
+        try:
+            yield
+        finally:
+            self.saving = False
+        if self.pending:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def installed(self):
+        previous = {sig: signal.signal(sig, self.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 class EpochCheckpoint(keras.callbacks.Callback):
     """After every epoch: the last checkpoint, the best model by validation accuracy, and the log.
 
-    Every file is written to a temporary name first and then renamed, so an interruption at any
-    moment leaves the previous complete files in place.
+    Every file is written to a temporary name first and then renamed, and signals wait until all
+    of them are written, so an interruption at any moment leaves complete files in place.
     """
 
-    def __init__(self, run, state):
+    def __init__(self, run, state, interrupts):
         super().__init__()
-        self.run, self.state = run, state
+        self.run, self.state, self.interrupts = run, state, interrupts
         self.epoch_started = time.time()
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -135,16 +169,13 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.state["history"].append(logs)
         self.state["epochs_done"] = epoch + 1
         self.state["train_seconds"] = self.state.get("train_seconds", 0.0) + logs["seconds"]
-        if logs.get("val_accuracy", -1) > self.state.get("best_val_accuracy", -1):
-            self.state["best_val_accuracy"] = logs["val_accuracy"]
-            self.state["best_epoch"] = epoch + 1
-            save_model_atomic(self.model, self.run.best, include_optimizer=False)
-        save_model_atomic(self.model, self.run.last)
-        self.run.write(self.state)
-
-
-def _raise_keyboard_interrupt(signum, frame):
-    raise KeyboardInterrupt
+        with self.interrupts.shielded():
+            save_model_atomic(self.model, self.run.last)
+            if logs.get("val_accuracy", -1) > self.state.get("best_val_accuracy", -1):
+                self.state["best_val_accuracy"] = logs["val_accuracy"]
+                self.state["best_epoch"] = epoch + 1
+                save_model_atomic(self.model, self.run.best, include_optimizer=False)
+            self.run.write(self.state)
 
 
 def train(config, resume=False, restart=False, verbose=1):
@@ -195,20 +226,19 @@ def train(config, resume=False, restart=False, verbose=1):
 
     batches = make_augmenter().flow(x_train, y_train, sample_weight=weights,
                                     batch_size=config.batch_size, seed=config.seed + state["epochs_done"])
-    previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    interrupts = DeferredInterrupts()
     try:
-        if state["epochs_done"] < config.epochs:
-            model.fit(batches, validation_data=(x_val, y_val), epochs=config.epochs,
-                      initial_epoch=state["epochs_done"], callbacks=[EpochCheckpoint(run, state)],
-                      verbose=verbose)
+        with interrupts.installed():
+            if state["epochs_done"] < config.epochs:
+                model.fit(batches, validation_data=(x_val, y_val), epochs=config.epochs,
+                          initial_epoch=state["epochs_done"], callbacks=[EpochCheckpoint(run, state, interrupts)],
+                          verbose=verbose)
     except KeyboardInterrupt:
         state = run.read() if run.state_file.is_file() else state
         raise UserError(
             f"training interrupted after {state['epochs_done']} finished epoch(s); the best model so "
             f"far is {run.best} and 'python train.py --resume' (with the same --output/--run-dir) "
             "continues from the last checkpoint", exit_code=130) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous_sigterm)
 
     return finish(config, run, state, verbose)
 
@@ -260,12 +290,12 @@ def finish(config, run, state, verbose=1):
 
 def plot_history(history, path):
     """Loss and accuracy per epoch, training vs. validation, as a PNG."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A bare Figure needs no GUI backend and leaves pyplot's (a notebook's inline one) alone.
+    from matplotlib.figure import Figure
 
     epochs = np.arange(1, len(history) + 1)
-    figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(11, 4))
+    figure = Figure(figsize=(11, 4))
+    loss_axes, accuracy_axes = figure.subplots(1, 2)
     for axes, key, label in ((loss_axes, "loss", "loss"), (accuracy_axes, "accuracy", "accuracy")):
         axes.plot(epochs, [h.get(key, np.nan) for h in history], label=f"training {label}")
         axes.plot(epochs, [h.get(f"val_{key}", np.nan) for h in history], label=f"validation {label}")
@@ -276,7 +306,6 @@ def plot_history(history, path):
     accuracy_axes.set_title("training accuracy is on augmented faces")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
-    plt.close(figure)
 
 
 def config_from_args(args):

@@ -10,6 +10,9 @@ import cv2
 
 from .errors import UserError
 
+# FFmpeg reports undecodable input on stderr itself; this project says it once, in its own words.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
 WINDOW_TITLE = "Emotion recognition (q or Esc quits)"
 QUIT_KEYS = (ord("q"), ord("Q"), 27)
 BOX_COLOR = (0, 200, 0)        # BGR green
@@ -113,7 +116,13 @@ def open_source(source):
     is_camera = str(source).isdigit()
     if not is_camera and not Path(source).is_file():
         raise UserError(f"video file {source} not found; pass a camera index such as 0, or a video file")
-    capture = cv2.VideoCapture(int(source)) if is_camera else cv2.VideoCapture(str(source))
+    # OpenCV logs every backend it tries; the one line below says what matters.
+    previous_level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        capture = cv2.VideoCapture(int(source)) if is_camera else cv2.VideoCapture(str(source))
+    finally:
+        cv2.utils.logging.setLogLevel(previous_level)
     if not capture.isOpened():
         capture.release()
         if is_camera:
@@ -147,6 +156,11 @@ def run_stream(recognizer, source, output=None, display=True, as_json=False, max
     if output:
         check_writable(output)
     capture, is_camera = open_source(source)
+    ok, frame = capture.read()
+    if not ok:
+        capture.release()
+        what = f"camera {source} gave no frames" if is_camera else f"cannot read video {source}: no frame decodes"
+        raise UserError(f"{what}; check the {'camera' if is_camera else 'file'} or use --image PHOTO")
     writer = None
     total = None if is_camera else int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     if max_frames:
@@ -157,10 +171,7 @@ def run_stream(recognizer, source, output=None, display=True, as_json=False, max
     frames = faces_seen = 0
     started = time.perf_counter()
     try:
-        while max_frames is None or frames < max_frames:
-            ok, frame = capture.read()
-            if not ok:
-                break  # end of file, or the camera stopped: finish cleanly either way
+        while ok and (max_frames is None or frames < max_frames):
             faces = recognizer.detect(frame)
             if as_json:
                 print(faces_json(faces, frame=frames), flush=True)
@@ -178,6 +189,7 @@ def run_stream(recognizer, source, output=None, display=True, as_json=False, max
                 cv2.imshow(WINDOW_TITLE, frame)
                 if (cv2.waitKey(1) & 0xFF) in QUIT_KEYS:
                     break
+            ok, frame = capture.read()  # False at the end of a file or when a camera stops
     finally:
         progress.close()
         capture.release()
@@ -186,8 +198,6 @@ def run_stream(recognizer, source, output=None, display=True, as_json=False, max
         if display:
             cv2.destroyAllWindows()
     seconds = time.perf_counter() - started
-    if output and writer is None:
-        raise UserError(f"{source} gave no frames, so {output} was not written; check the camera or video")
     return {"frames": frames, "faces": faces_seen, "seconds": seconds, "fps": frames / seconds if seconds else 0.0}
 
 

@@ -75,6 +75,22 @@ def shipped_model():
     return DEFAULT_MODEL_PATH
 
 
+def weight_groups(keras_file):
+    """Top-level groups with content in a .keras file's weights ('layers', 'optimizer', ...)."""
+    import io
+    import zipfile
+
+    import h5py
+
+    with zipfile.ZipFile(keras_file) as archive:
+        weights = io.BytesIO(archive.read("model.weights.h5"))
+    with h5py.File(weights, "r") as h5:
+        counts = {}
+        h5.visititems(lambda name, item: counts.__setitem__(name.split("/")[0], counts.get(name.split("/")[0], 0)
+                                                             + (item.size if isinstance(item, h5py.Dataset) else 0)))
+    return {name for name, size in counts.items() if size > 0}
+
+
 def run_script(script, *args, env=None, timeout=300):
     """Run one of the project's scripts as a user would; returns the CompletedProcess."""
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}

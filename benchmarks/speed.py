@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""Speed of this project's recognizer against the `fer` package's pipeline, same inputs, one run.
+
+Measures, for both:
+  - classifier latency at batch 1 (median of many calls) and faces/s at batch 32;
+  - end-to-end frames/s (face detection + classification of every face) on a generated 640x480 video
+    with four real faces per frame, and how many of those faces each pipeline finds.
+Frames are decoded once before timing, so both pipelines are timed on the same in-memory frames.
+
+The peer needs `pip install --no-deps fer==25.10.3 requests Pillow "setuptools<81"` (its full
+dependency list pulls several GB of PyTorch that its Haar-cascade pipeline never uses).
+
+    python benchmarks/speed.py            # prints a table; --json for machine-readable figures
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from emotion_recognition.config import DEFAULT_MODEL_PATH  # noqa: E402
+from emotion_recognition.errors import UserError, friendly_errors  # noqa: E402
+
+FRAME_SIZE = (640, 480)
+# Where the astronaut's face is in skimage.data.astronaut(), with some margin: x, y, w, h.
+ASTRONAUT_HEAD = (140, 25, 170, 180)
+# Four faces per frame: (left, top, height in pixels, mirrored?) on a 640x480 frame.
+FACE_SLOTS = ((40, 20, 190, False), (360, 30, 170, True), (60, 250, 160, True), (380, 260, 200, False))
+
+
+def make_video(path, frames):
+    """A 640x480 MP4 with four copies (sizes, mirror images) of a real face, drifting a little."""
+    from skimage import data
+
+    photo = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    x, y, w, h = ASTRONAUT_HEAD
+    head = photo[y:y + h, x:x + w]
+    rng = np.random.default_rng(0)
+    background = cv2.GaussianBlur(rng.integers(60, 200, (FRAME_SIZE[1], FRAME_SIZE[0], 3), dtype=np.uint8), (0, 0), 25)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, FRAME_SIZE)
+    truth = []
+    for index in range(frames):
+        frame = background.copy()
+        boxes = []
+        for slot, (left, top, height, mirrored) in enumerate(FACE_SLOTS):
+            width = round(height * w / h)
+            drift = round(8 * np.sin(index / 6 + slot))
+            face = cv2.resize(head[:, ::-1] if mirrored else head, (width, height), interpolation=cv2.INTER_AREA)
+            frame[top + drift:top + drift + height, left:left + width] = face
+            boxes.append((left, top + drift, width, height))
+        writer.write(frame)
+        truth.append(boxes)
+    writer.release()
+    return truth
+
+
+def read_frames(path):
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    return frames
+
+
+def count_found(truth, detected):
+    """Faces matched one-to-one: a detection counts if its centre lies inside a true head region."""
+    found = 0
+    for true_boxes, boxes in zip(truth, detected):
+        free = list(true_boxes)
+        for x, y, w, h in boxes:
+            cx, cy = x + w / 2, y + h / 2
+            for box in free:
+                bx, by, bw, bh = box
+                if bx <= cx <= bx + bw and by <= cy <= by + bh:
+                    free.remove(box)
+                    found += 1
+                    break
+    return found
+
+
+def median_seconds(function, repeats, warmup=5):
+    for _ in range(warmup):
+        function()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def end_to_end(detect, frames, repeats):
+    """Median frames/s over `repeats` passes of the whole clip, and the boxes of the last pass."""
+    rates, boxes = [], None
+    detect(frames[0])  # warm-up: first-call graph building is not steady-state speed
+    for _ in range(repeats):
+        started = time.perf_counter()
+        boxes = [detect(frame) for frame in frames]
+        rates.append(len(frames) / (time.perf_counter() - started))
+    return statistics.median(rates), boxes
+
+
+def face_crops(frames, count):
+    from emotion_recognition.faces import FaceDetector, crop_faces, to_gray
+    detector, crops = FaceDetector(), []
+    for frame in frames:
+        gray = to_gray(frame)
+        crops.extend(crop_faces(gray, detector.detect(gray)))
+        if len(crops) >= count:
+            return np.stack(crops[:count])
+    raise UserError("the generated video yielded too few faces to benchmark the classifier")
+
+
+def benchmark_project(model_path, frames, truth, crops, args):
+    from emotion_recognition import EmotionRecognizer
+    from emotion_recognition.classifier import KerasClassifier
+
+    recognizer = EmotionRecognizer(model_path)
+    one, batch = crops[:1], crops[:32]
+    results = {"name": f"this project ({recognizer.classifier.name})"}
+    results["latency_ms"] = 1000 * median_seconds(lambda: recognizer.classify(one), args.calls)
+    results["faces_per_s"] = 32 / median_seconds(lambda: recognizer.classify(batch), args.calls // 4)
+    fps, detections = end_to_end(lambda frame: [f.box for f in recognizer.detect(frame)], frames, args.repeats)
+    results.update(fps=fps, found=count_found(truth, detections))
+
+    keras_path = KerasClassifier(recognizer.model)
+    one_f, batch_f = one[..., None].astype("float32"), batch[..., None].astype("float32")
+    reference = {"name": "this project, Keras tf.function (for comparison)", "fps": None, "found": None,
+                 "latency_ms": 1000 * median_seconds(lambda: keras_path(one_f), args.calls),
+                 "faces_per_s": 32 / median_seconds(lambda: keras_path(batch_f), args.calls // 4)}
+    predict_ms = 1000 * median_seconds(lambda: recognizer.model.predict(one_f, verbose=0), args.calls // 4)
+    reference["note"] = f"model.predict() at batch 1: {predict_ms:.1f} ms"
+    return results, reference
+
+
+def benchmark_fer(frames, truth, crops, args):
+    try:
+        from fer.fer import FER
+    except ImportError as error:
+        raise UserError("the fer package is not installed; run: pip install --no-deps fer==25.10.3 requests "
+                        f"Pillow 'setuptools<81' (or pass --skip-fer) [{error}]") from error
+    peer = FER()  # its defaults: Haar cascade, scale factor 1.1, minimum face 50 px, quantized TFLite model
+    size = peer._FER__emotion_target_size
+    prepared = np.stack([cv2.resize(c, size) for c in crops]).astype("float32") / 127.5 - 1.0
+    results = {"name": "fer 25.10.3 (FER() defaults)"}
+    results["latency_ms"] = 1000 * median_seconds(lambda: peer._classify_emotions(prepared[:1]), args.calls)
+    results["faces_per_s"] = 32 / median_seconds(lambda: peer._classify_emotions(prepared[:32]), args.calls // 4)
+    fps, detections = end_to_end(lambda frame: [tuple(f["box"]) for f in peer.detect_emotions(frame)],
+                                 frames, args.repeats)
+    results.update(fps=fps, found=count_found(truth, detections))
+    return results
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--model", default=str(DEFAULT_MODEL_PATH))
+    parser.add_argument("--frames", type=int, default=90, help="frames in the generated video")
+    parser.add_argument("--repeats", type=int, default=3, help="passes over the video; the median counts")
+    parser.add_argument("--calls", type=int, default=400, help="classifier calls per latency figure")
+    parser.add_argument("--skip-fer", action="store_true", help="measure this project only")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--debug", action="store_true")
+    args = parser.parse_args(argv)
+    with friendly_errors(args.debug):
+        with tempfile.TemporaryDirectory() as folder:
+            video = Path(folder) / "four_faces.mp4"
+            truth = make_video(video, args.frames)
+            frames = read_frames(video)
+        crops = face_crops(frames, 32)
+        ours, keras_row = benchmark_project(args.model, frames, truth, crops, args)
+        rows = [ours, keras_row]
+        if not args.skip_fer:
+            rows.append(benchmark_fer(frames, truth, crops, args))
+        total_faces = sum(len(t) for t in truth)
+        if args.json:
+            print(json.dumps({"frames": len(frames), "faces": total_faces, "cpus": os.cpu_count(), "rows": rows}))
+            return
+        print(f"{len(frames)} frames of {FRAME_SIZE[0]}x{FRAME_SIZE[1]}, {total_faces} faces in all; "
+              f"{os.cpu_count()} CPU(s); medians of {args.repeats} passes / {args.calls} calls")
+        print(f"{'pipeline':<50} {'batch-1 ms':>10} {'faces/s @32':>12} {'frames/s':>9} {'faces found':>12}")
+        for row in rows:
+            fps = f"{row['fps']:.1f}" if row.get("fps") else "-"
+            found = f"{row['found']}/{total_faces}" if row.get("found") is not None else "-"
+            print(f"{row['name']:<50} {row['latency_ms']:>10.2f} {row['faces_per_s']:>12.0f} {fps:>9} {found:>12}")
+        print(keras_row["note"])
+        if not args.skip_fer:
+            peer = rows[-1]
+            print(f"ratio, this project / fer: latency {peer['latency_ms'] / ours['latency_ms']:.1f}x faster, "
+                  f"batch-32 throughput {ours['faces_per_s'] / peer['faces_per_s']:.1f}x, "
+                  f"end-to-end {ours['fps'] / peer['fps']:.1f}x frames/s; faces found {ours['found']} vs {peer['found']}")
+
+
+if __name__ == "__main__":
+    main()
