@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from emotion_recognition.config import DEFAULT_DATA_DIR, DEFAULT_MODEL_PATH
-from emotion_recognition.errors import friendly_errors
+from emotion_recognition.errors import check_writable, friendly_errors
 
 
 def parse_args(argv=None):
@@ -38,12 +38,13 @@ def main(argv=None):
         from emotion_recognition.model import load_model
         from emotion_recognition.training import report_skipped
 
+        png = Path(args.confusion_png) if args.confusion_png else Path(args.model).with_suffix(".confusion.png")
+        check_writable(png, "--confusion-png")
         model = load_model(args.model)
         images, labels, skipped = data.load_split(args.data, verbose=not args.json)
         report_skipped(skipped)
         report = evaluation.evaluate(model, images, labels, batch_size=args.batch_size)
         report.update(model=str(args.model), data=str(args.data), parameters=int(model.count_params()))
-        png = Path(args.confusion_png) if args.confusion_png else Path(args.model).with_suffix(".confusion.png")
         evaluation.plot_confusion_matrix(report["confusion_matrix"], png,
                                          title=f"{Path(args.model).name} on {args.data}")
         if args.json:

@@ -11,7 +11,7 @@ import os
 import sys
 
 from emotion_recognition.config import DEFAULT_MODEL_PATH
-from emotion_recognition.errors import friendly_errors
+from emotion_recognition.errors import check_writable, friendly_errors
 
 
 def parse_args(argv=None):
@@ -46,7 +46,7 @@ def main(argv=None):
         if display:
             video.check_display()
         if args.image and args.output and len(args.image) == 1:
-            video.check_writable(args.output)
+            check_writable(args.output)
         recognizer = EmotionRecognizer(args.model)
         if args.image:
             video.run_images(recognizer, args.image, output=args.output, display=display, as_json=args.json)

@@ -1,7 +1,9 @@
 """One exception type for problems a user can fix, and one way to report it from a script."""
 
+import os
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 
 
 class UserError(Exception):
@@ -34,3 +36,24 @@ def friendly_errors(debug=False):
             raise
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+def check_writable(path, option="--output"):
+    """Raise UserError unless a file can be written at `path` (its folder must exist)."""
+    path = Path(path)
+    parent = path.parent
+    if not parent.is_dir():
+        raise UserError(f"cannot write {path}: folder {parent} does not exist; create it or choose another {option}")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UserError(f"cannot write {path}: permission denied; choose another {option}")
+
+
+def ensure_folder(folder, option):
+    """Create `folder` if needed; raise UserError if that fails or it cannot be written into."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create folder {folder} ({error.strerror}); choose another {option}") from error
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"cannot write into {folder}: permission denied; choose another {option}")

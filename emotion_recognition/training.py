@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from . import data, evaluation
 from .config import CLASS_NAMES, DEFAULT_DATA_DIR, DEFAULT_MODEL_PATH, NUM_CLASSES
-from .errors import UserError
+from .errors import UserError, ensure_folder
 from .model import build_model, load_model, save_model_atomic
 
 
@@ -199,6 +199,9 @@ def train(config, resume=False, restart=False, verbose=1):
         state = {"config": asdict(config), "epochs_done": 0, "history": [], "train_seconds": 0.0}
 
     data.check_dataset(config.data)
+    # Find out now, not after hours of training, that the results cannot be written.
+    ensure_folder(Path(config.output).parent, "--output")
+    ensure_folder(run.dir, "--run-dir")
     print(f"Reading {Path(config.data) / 'train'} ...")
     images, labels, skipped = data.load_split(Path(config.data) / "train", verbose=verbose)
     report_skipped(skipped)

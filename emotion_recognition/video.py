@@ -8,7 +8,7 @@ from pathlib import Path
 
 import cv2
 
-from .errors import UserError
+from .errors import UserError, check_writable, ensure_folder
 
 # FFmpeg reports undecodable input on stderr itself; this project says it once, in its own words.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
@@ -48,15 +48,6 @@ def check_display():
                         "and --output FILE or --json to see the results")
 
 
-def check_writable(path):
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise UserError(f"cannot write {path}: folder {parent} does not exist; create it or choose another --output")
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise UserError(f"cannot write {path}: permission denied; choose another --output")
-
-
 def read_image(path):
     """Read an image file as a BGR array, with a clear error for missing or undecodable files."""
     path = Path(path)
@@ -87,11 +78,7 @@ def write_image(path, image):
 def run_images(recognizer, paths, output=None, display=True, as_json=False):
     """Recognize emotions in image files. With several images, --output is a folder."""
     if output and len(paths) > 1:
-        try:
-            Path(output).mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise UserError(f"cannot create output folder {output} ({error.strerror}); with several "
-                            "--image files, --output names a folder") from error
+        ensure_folder(output, "--output (with several --image files, a folder)")
     images = [(path, read_image(path)) for path in paths]  # every path checked before any work
     for path, image in images:
         faces = recognizer.detect(image)

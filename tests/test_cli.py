@@ -137,3 +137,34 @@ def test_evaluate_and_train_name_dataset_problems(fer_folder, tmp_path):
     assert_clean_error(run_script("train.py", "--data", fer_folder, "--output", tmp_path / "m.keras"), "contempt")
     assert_clean_error(run_script("train.py", "--data", tmp_path / "nowhere"), "nowhere", "dataset/README.md")
     assert_clean_error(run_script("evaluate.py", "--model", tmp_path / "x.keras"), "x.keras", "python train.py")
+
+
+def test_default_model_is_found_from_any_working_directory(astronaut_png, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    result = subprocess.run([sys.executable, str(ROOT / "recognition.py"), "--image", str(astronaut_png), "--json",
+                             "--no-display"], capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)["faces"]) == 1
+
+
+def test_model_breaking_the_contract_is_named(tmp_path, astronaut_png):
+    import keras
+    inputs = keras.Input((64, 64, 3))
+    path = tmp_path / "rgb.keras"
+    keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(inputs))).save(path)
+    assert_clean_error(run_script("recognition.py", "--image", astronaut_png, "--no-display", "--model", path),
+                       "rgb.keras", "takes input")
+    assert_clean_error(run_script("evaluate.py", "--model", path), "rgb.keras", "takes input")
+
+
+def test_unwritable_outputs_are_caught_before_any_work(fer_folder, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert_clean_error(run_script("train.py", "--data", fer_folder, "--output", blocker / "m.keras"),
+                       "a-file", "--output")
+    assert_clean_error(run_script("evaluate.py", "--data", fer_folder / "test", "--confusion-png",
+                                  tmp_path / "none" / "c.png"), "does not exist", "--confusion-png")
