@@ -7,6 +7,7 @@ cannot disagree about preprocessing.
 
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import keras
@@ -72,6 +73,8 @@ def load_model(path, compile=False):
             f"model file {path} not found; train one with 'python train.py' or restore the shipped "
             "one with 'git checkout -- emotion_detection.keras'")
     try:
+        if not zipfile.is_zipfile(path):
+            raise ValueError("not a .keras archive")
         model = keras.models.load_model(path, compile=compile, safe_mode=True)
     except Exception as error:  # Keras raises many types for bad files; all mean "cannot read it".
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
