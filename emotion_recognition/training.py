@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import signal
+import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -199,6 +200,9 @@ def train(config, resume=False, restart=False, verbose=1):
         state = {"config": asdict(config), "epochs_done": 0, "history": [], "train_seconds": 0.0}
 
     data.check_dataset(config.data)
+    if restart:
+        for stale in (run.last, run.best, run.state_file):
+            stale.unlink(missing_ok=True)
     # Find out now, not after hours of training, that the results cannot be written.
     ensure_folder(Path(config.output).parent, "--output")
     ensure_folder(run.dir, "--run-dir")
@@ -222,7 +226,6 @@ def train(config, resume=False, restart=False, verbose=1):
         model = load_model(run.last, compile=True)
         print(f"Resuming {run.dir} after epoch {state['epochs_done']} of {config.epochs}")
     else:
-        run.dir.mkdir(parents=True, exist_ok=True)
         model = build_model()
         compile_model(model, config, steps_per_epoch)
         run.write(state)
@@ -238,6 +241,9 @@ def train(config, resume=False, restart=False, verbose=1):
                           verbose=verbose)
     except KeyboardInterrupt:
         state = run.read() if run.state_file.is_file() else state
+        if not state["epochs_done"]:
+            raise UserError("training interrupted before its first epoch finished; nothing to keep, "
+                            "start again with --restart", exit_code=130) from None
         raise UserError(
             f"training interrupted after {state['epochs_done']} finished epoch(s); the best model so "
             f"far is {run.best} and 'python train.py --resume' (with the same --output/--run-dir) "
@@ -249,7 +255,7 @@ def train(config, resume=False, restart=False, verbose=1):
 def report_skipped(skipped):
     if skipped:
         shown = ", ".join(str(p) for p in skipped[:3]) + (" ..." if len(skipped) > 3 else "")
-        print(f"warning: skipped {len(skipped)} file(s) that are not readable images: {shown}")
+        print(f"warning: skipped {len(skipped)} file(s) that are not readable images: {shown}", file=sys.stderr)
 
 
 def finish(config, run, state, verbose=1):

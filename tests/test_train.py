@@ -37,6 +37,9 @@ def test_existing_run_is_not_overwritten_without_asking(fer_folder, tmp_path):
     assert run_script("train.py", "--data", fer_folder, "--epochs", "1", "--output", output, "--quiet").returncode == 0
     again = run_script("train.py", "--data", fer_folder, "--epochs", "1", "--output", output, "--quiet")
     assert_clean_error(again, "--resume", "--restart")
+    restarted = run_script("train.py", "--data", fer_folder, "--epochs", "1", "--output", output, "--quiet", "--restart")
+    assert restarted.returncode == 0, restarted.stderr
+    assert json.loads((tmp_path / "runs" / "m" / "state.json").read_text())["epochs_done"] == 1
 
 
 def test_resume_without_a_run_is_refused(fer_folder, tmp_path):
