@@ -31,6 +31,14 @@ def parse_args(argv=None):
     parser.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate,
                         help="peak AdamW learning rate (cosine schedule)")
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    recipe = parser.add_argument_group("recipe", "the defaults made the shipped model; a resumed run keeps its own")
+    recipe.add_argument("--base-width", type=int, default=DEFAULTS.base_width,
+                        help="channels of the first conv stage (doubled per stage); wider is slower")
+    recipe.add_argument("--label-smoothing", type=float, default=DEFAULTS.label_smoothing)
+    recipe.add_argument("--class-weight-power", type=float, default=DEFAULTS.class_weight_power,
+                        help="0 = no class weighting, 1 = full inverse class frequency")
+    recipe.add_argument("--random-erasing", type=float, default=DEFAULTS.random_erasing,
+                        help="chance of blanking a random patch of a training face")
     parser.add_argument("--run-dir", default=None,
                         help="checkpoints and log of this run (default: runs/<output name>/ beside --output)")
     resume = parser.add_mutually_exclusive_group()

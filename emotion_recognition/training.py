@@ -19,7 +19,7 @@ import tensorflow as tf
 from . import data, evaluation
 from .config import CLASS_NAMES, DEFAULT_DATA_DIR, DEFAULT_MODEL_PATH, NUM_CLASSES
 from .errors import UserError, ensure_folder
-from .model import build_model, load_model, save_model_atomic
+from .model import BASE_WIDTH, build_model, load_model, save_model_atomic
 
 
 @dataclass
@@ -29,7 +29,7 @@ class TrainConfig:
     data: str = str(DEFAULT_DATA_DIR)
     output: str = str(DEFAULT_MODEL_PATH)
     run_dir: str = ""              # checkpoints and logs; default: runs/<output name>/ beside the output
-    epochs: int = 60               # about 95 minutes on a 2-core CPU
+    epochs: int = 60               # about two hours on a 2-core CPU (121 min for the shipped run)
     batch_size: int = 64           # small batches regularise; larger ones gained no speed on 2 cores
     val_split: float = 0.1         # a stratified slice of train/ for model selection; test/ stays unseen
     seed: int = 1337
@@ -38,6 +38,8 @@ class TrainConfig:
     label_smoothing: float = 0.1   # FER2013 labels are noisy; smoothing keeps the model from trusting them
     class_weight_power: float = 0.5  # weight = (largest class / class) ** power; 0.5 rescues disgust
     #                                  (16x rarer than happy) without wrecking the common classes
+    base_width: int = BASE_WIDTH   # channels of the first conv stage; see model.py for the speed trade-off
+    random_erasing: float = 0.5    # chance that a training face gets a random patch blanked out
 
     def resolved_run_dir(self):
         if self.run_dir:
@@ -46,13 +48,18 @@ class TrainConfig:
         return output.parent / "runs" / output.stem
 
 
-def make_augmenter():
+# What a resumed run takes from its own log rather than from the command line.
+RECIPE_FIELDS = ("epochs", "batch_size", "val_split", "seed", "learning_rate", "weight_decay",
+                 "label_smoothing", "class_weight_power", "base_width", "random_erasing")
+
+
+def make_augmenter(erase_probability=TrainConfig.random_erasing, seed=None):
     """Keras' ImageDataGenerator with the classic FER2013 augmentations, plus random erasing."""
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(seed)
 
     def random_erase(image):
         # Hiding a random patch forces the model to read the whole face, not one cue.
-        if rng.random() < 0.5:
+        if rng.random() < erase_probability:
             height, width = image.shape[:2]
             h, w = rng.integers(height // 8, height // 3, endpoint=True, size=2)
             top, left = rng.integers(0, height - h + 1), rng.integers(0, width - w + 1)
@@ -180,17 +187,22 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
 
 def train(config, resume=False, restart=False, verbose=1):
-    """Train, evaluate on test/, and write the model, its metrics JSON and its training-curve PNG."""
+    """Train, evaluate on test/, and write the model, its metrics JSON and its training-curve PNG.
+
+    verbose follows Keras: 1 progress bars (a terminal), 2 one line per epoch (notebooks, log
+    files), 0 nothing but the summaries.
+    """
     run = RunState(config.resolved_run_dir())
     if resume:
         if not run.exists():
             raise UserError(f"nothing to resume in {run.dir}; start a new run without --resume")
         state = run.read()
         saved = state["config"]
-        # The schedule and the split depend on these, so a resumed run keeps the original values.
-        for name in ("epochs", "batch_size", "val_split", "seed", "learning_rate", "weight_decay",
-                     "label_smoothing", "class_weight_power"):
-            setattr(config, name, type(getattr(config, name))(saved[name]))
+        # The schedule, the split and the recipe belong to the run, so a resumed run keeps them
+        # (a field missing from an older run's log keeps the value that run was made with: the default).
+        for name in RECIPE_FIELDS:
+            value = saved.get(name, getattr(TrainConfig, name))
+            setattr(config, name, type(getattr(config, name))(value))
     elif run.exists() and not restart:
         done = run.read().get("epochs_done", 0)
         raise UserError(
@@ -207,7 +219,7 @@ def train(config, resume=False, restart=False, verbose=1):
     ensure_folder(Path(config.output).parent, "--output")
     ensure_folder(run.dir, "--run-dir")
     print(f"Reading {Path(config.data) / 'train'} ...")
-    images, labels, skipped = data.load_split(Path(config.data) / "train", verbose=verbose)
+    images, labels, skipped = data.load_split(Path(config.data) / "train", verbose=verbose == 1)
     report_skipped(skipped)
     train_idx, val_idx = data.stratified_split(labels, config.val_split, config.seed)
     print(f"{len(train_idx)} training and {len(val_idx)} validation images (seed {config.seed}); "
@@ -226,12 +238,14 @@ def train(config, resume=False, restart=False, verbose=1):
         model = load_model(run.last, compile=True)
         print(f"Resuming {run.dir} after epoch {state['epochs_done']} of {config.epochs}")
     else:
-        model = build_model()
+        model = build_model(base_width=config.base_width)
         compile_model(model, config, steps_per_epoch)
         run.write(state)
 
-    batches = make_augmenter().flow(x_train, y_train, sample_weight=weights,
-                                    batch_size=config.batch_size, seed=config.seed + state["epochs_done"])
+    # Seeded by the epoch it starts at, so a resumed run does not replay the augmentations of epoch 1.
+    augmentation_seed = config.seed + state["epochs_done"]
+    batches = make_augmenter(config.random_erasing, seed=augmentation_seed).flow(
+        x_train, y_train, sample_weight=weights, batch_size=config.batch_size, seed=augmentation_seed)
     interrupts = DeferredInterrupts()
     try:
         with interrupts.installed():
@@ -267,7 +281,7 @@ def finish(config, run, state, verbose=1):
     save_model_atomic(best, output, include_optimizer=False)
 
     print(f"Scoring the best epoch ({state.get('best_epoch')}) on {Path(config.data) / 'test'} ...")
-    test_images, test_labels, skipped = data.load_split(Path(config.data) / "test", verbose=verbose)
+    test_images, test_labels, skipped = data.load_split(Path(config.data) / "test", verbose=verbose == 1)
     report_skipped(skipped)
     report = evaluation.evaluate(best, test_images, test_labels)
     print(evaluation.format_report(report, title="test"))

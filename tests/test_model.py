@@ -109,3 +109,18 @@ def test_models_with_code_are_not_deserialised(tmp_path):
     keras.Model(inputs, outputs).save(path)
     with pytest.raises(UserError, match="cannot load model file"):
         load_model(path)
+
+
+def test_test_time_augmentation_views():
+    from emotion_recognition.evaluation import TTA_VIEW_COUNT, augmented_views, predict_probabilities
+
+    faces = np.random.default_rng(0).integers(0, 256, (3, 48, 48), dtype=np.uint8)
+    views = list(augmented_views(faces, "full"))
+    assert len(views) == TTA_VIEW_COUNT and all(v.shape == faces.shape and v.dtype == np.uint8 for v in views)
+    assert np.array_equal(views[0], faces) and np.array_equal(views[TTA_VIEW_COUNT // 2], faces[:, :, ::-1])
+    assert [len(list(augmented_views(faces, mode))) for mode in ("none", "mirror")] == [1, 2]
+    # A shifted view moves the picture: column 10 lands on column 12 for a 2-pixel shift right.
+    assert np.array_equal(views[1][:, :, 12], faces[:, :, 10])
+
+    probabilities = predict_probabilities(build_model(), faces, tta="full")
+    assert probabilities.shape == (3, 7) and np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)

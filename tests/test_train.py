@@ -94,3 +94,19 @@ def test_sigterm_is_handled_like_ctrl_c(fer_folder, tmp_path):
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130 and "Traceback" not in stderr
     keras.models.load_model(run_dir / "last.keras", compile=False, safe_mode=True)
+
+
+def test_recipe_options_shape_the_model_and_a_resumed_run_keeps_them(fer_folder, tmp_path):
+    output = tmp_path / "m.keras"
+    first = run_script("train.py", "--data", fer_folder, "--epochs", "1", "--output", output, "--quiet",
+                       "--base-width", "8", "--random-erasing", "0", "--class-weight-power", "1")
+    assert first.returncode == 0, first.stderr
+    model = keras.models.load_model(output, compile=False, safe_mode=True)
+    assert model.get_layer("s1_conv1").filters == 8 and model.get_layer("s4_conv1").filters == 64
+
+    # Resuming with other recipe options on the command line must not change the run's recipe.
+    resumed = run_script("train.py", "--data", fer_folder, "--epochs", "1", "--output", output, "--quiet",
+                         "--resume", "--base-width", "32", "--random-erasing", "0.9")
+    assert resumed.returncode == 0, resumed.stderr
+    config = json.loads((tmp_path / "m.metrics.json").read_text())["config"]
+    assert (config["base_width"], config["random_erasing"], config["class_weight_power"]) == (8, 0.0, 1.0)

@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Short training runs of several recipes, side by side, scored on the validation slice of train/.
+
+Each variant is `python train.py` with a few options changed, run for the same (small) number of
+epochs with the same seed, so the split and the order of the batches are shared. The table is
+scored on the validation slice that train.py holds out of train/ (never on test/), so that choosing
+a recipe from it does not tune on the split the README reports. Runs are kept under --runs-dir and a
+run that was cut short is resumed, so the whole comparison can be interrupted and started again.
+
+    python benchmarks/compare_recipes.py --epochs 8                 # every variant below
+    python benchmarks/compare_recipes.py --epochs 8 --only default wider
+
+Short runs favour small, lightly regularised models; read the table as "what helps early", and
+give a change that costs speed (a wider model) the same wall-clock time before you believe it.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from emotion_recognition.config import CLASS_NAMES, DEFAULT_DATA_DIR, PROJECT_ROOT  # noqa: E402
+from emotion_recognition.errors import UserError, friendly_errors  # noqa: E402
+
+# name -> train.py options that differ from its defaults
+VARIANTS = {
+    "default": [],
+    "wider": ["--base-width", "24"],
+    "no-class-weights": ["--class-weight-power", "0"],
+    "no-erasing": ["--random-erasing", "0"],
+    "no-smoothing": ["--label-smoothing", "0"],
+}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--data", default=str(DEFAULT_DATA_DIR), help="folder holding train/ and test/")
+    parser.add_argument("--epochs", type=int, default=8, help="epochs per run (the cosine schedule fits them)")
+    parser.add_argument("--runs-dir", default=str(PROJECT_ROOT / "runs" / "recipes"),
+                        help="where each variant's run and model go")
+    parser.add_argument("--only", nargs="+", choices=sorted(VARIANTS), help="run just these variants")
+    parser.add_argument("--json", action="store_true", help="print the table as JSON lines")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    return parser.parse_args(argv)
+
+
+def run_variant(name, options, args):
+    """Train one variant to --epochs, resuming a run an earlier call left unfinished."""
+    runs_dir = Path(args.runs_dir)
+    run_dir, output = runs_dir / name, runs_dir / f"{name}.keras"
+    state_file = run_dir / "state.json"
+    state = json.loads(state_file.read_text()) if state_file.is_file() else {}
+    if output.is_file() and state.get("epochs_done") == args.epochs:
+        return state
+    command = [sys.executable, str(ROOT / "train.py"), "--data", args.data, "--epochs", str(args.epochs),
+               "--run-dir", str(run_dir), "--output", str(output), "--quiet", *options]
+    if state.get("epochs_done"):
+        command.append("--resume" if state["config"]["epochs"] == args.epochs else "--restart")
+    elif run_dir.exists():
+        command.append("--restart")
+    print(f"[{name}] {' '.join(options) or '(defaults)'}: training {args.epochs} epochs ...", file=sys.stderr)
+    if subprocess.run(command).returncode != 0:
+        raise UserError(f"the run of variant '{name}' failed (see above); its checkpoints are in {run_dir}")
+    return json.loads(state_file.read_text())
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    with friendly_errors(args.debug):
+        from emotion_recognition import data, evaluation
+        from emotion_recognition.model import load_model
+        from emotion_recognition.training import TrainConfig
+
+        data.check_dataset(args.data)
+        names = args.only or list(VARIANTS)
+        started = time.time()
+        states = {name: run_variant(name, VARIANTS[name], args) for name in names}
+
+        # The same slice train.py held out: same split function, fraction and seed.
+        defaults = TrainConfig()
+        images, labels, _ = data.load_split(Path(args.data) / "train", verbose=False)
+        _, val_idx = data.stratified_split(labels, defaults.val_split, defaults.seed)
+        rows = []
+        for name in names:
+            state = states[name]
+            model = load_model(Path(args.runs_dir) / f"{name}.keras")
+            report = evaluation.evaluate(model, images[val_idx], labels[val_idx])
+            seconds = state.get("train_seconds", 0.0)
+            rows.append({
+                "variant": name, "options": " ".join(VARIANTS[name]) or "(defaults)",
+                "epochs": state["epochs_done"], "best_epoch": state.get("best_epoch"),
+                "val_accuracy": report["accuracy"], "val_accuracy_tta": report["accuracy_tta"],
+                "val_macro_f1": report["macro_f1"],
+                "val_recall": {c: report["per_class"][c]["recall"] for c in CLASS_NAMES},
+                "minutes": round(seconds / 60, 1),
+                "images_per_second": round(state["epochs_done"] * state.get("train_images", 0) / max(seconds, 1e-9)),
+            })
+        if args.json:
+            for row in rows:
+                print(json.dumps(row))
+            return
+        print(f"validation slice of {Path(args.data) / 'train'}: {len(val_idx)} images; "
+              f"{args.epochs} epochs per run; this call took {(time.time() - started) / 60:.0f} min")
+        header = f"{'variant':18} {'val acc':>7} {'+TTA':>6} {'F1':>5} {'disgust':>7} {'min':>5} {'img/s':>5}  options"
+        print(header)
+        print("-" * len(header))
+        for row in rows:
+            print(f"{row['variant']:18} {row['val_accuracy']:7.2%} {row['val_accuracy_tta']:6.2%} "
+                  f"{row['val_macro_f1']:5.3f} {row['val_recall']['disgust']:7.1%} {row['minutes']:5.1f} "
+                  f"{row['images_per_second']:5d}  {row['options']}")
+
+
+if __name__ == "__main__":
+    main()
