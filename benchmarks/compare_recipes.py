@@ -97,7 +97,8 @@ def main(argv=None):
             rows.append({
                 "variant": name, "options": " ".join(VARIANTS[name]) or "(defaults)",
                 "epochs": state["epochs_done"], "best_epoch": state.get("best_epoch"),
-                "val_accuracy": report["accuracy"], "val_accuracy_tta": report["accuracy_tta"],
+                "val_accuracy": report["accuracy"], "val_accuracy_mirror": report["accuracy_mirror"],
+                "val_accuracy_tta": report["accuracy_tta"],
                 "val_macro_f1": report["macro_f1"],
                 "val_recall": {c: report["per_class"][c]["recall"] for c in CLASS_NAMES},
                 "minutes": round(seconds / 60, 1),
@@ -109,11 +110,13 @@ def main(argv=None):
             return
         print(f"validation slice of {Path(args.data) / 'train'}: {len(val_idx)} images; "
               f"{args.epochs} epochs per run; this call took {(time.time() - started) / 60:.0f} min")
-        header = f"{'variant':18} {'val acc':>7} {'+TTA':>6} {'F1':>5} {'disgust':>7} {'min':>5} {'img/s':>5}  options"
+        header = (f"{'variant':18} {'val acc':>7} {'+mirror':>7} {'+TTA':>6} {'F1':>5} {'disgust':>7} {'min':>5} "
+                  f"{'img/s':>5}  options")
         print(header)
         print("-" * len(header))
         for row in rows:
-            print(f"{row['variant']:18} {row['val_accuracy']:7.2%} {row['val_accuracy_tta']:6.2%} "
+            print(f"{row['variant']:18} {row['val_accuracy']:7.2%} {row['val_accuracy_mirror']:7.2%} "
+                  f"{row['val_accuracy_tta']:6.2%} "
                   f"{row['val_macro_f1']:5.3f} {row['val_recall']['disgust']:7.1%} {row['minutes']:5.1f} "
                   f"{row['images_per_second']:5d}  {row['options']}")
 
