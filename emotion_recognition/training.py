@@ -200,9 +200,17 @@ def train(config, resume=False, restart=False, verbose=1):
         saved = state["config"]
         # The schedule, the split and the recipe belong to the run, so a resumed run keeps them
         # (a field missing from an older run's log keeps the value that run was made with: the default).
+        ignored = []
         for name in RECIPE_FIELDS:
-            value = saved.get(name, getattr(TrainConfig, name))
-            setattr(config, name, type(getattr(config, name))(value))
+            default = getattr(TrainConfig, name)
+            value = type(default)(saved.get(name, default))
+            asked = getattr(config, name)
+            if asked != default and asked != value:
+                ignored.append(f"--{name.replace('_', '-')} {asked} (the run has {value})")
+            setattr(config, name, value)
+        if ignored:
+            print(f"warning: a resumed run keeps the recipe it started with; ignoring {', '.join(ignored)}. "
+                  "Use --restart (or another --run-dir) to train with a new recipe", file=sys.stderr)
     elif run.exists() and not restart:
         done = run.read().get("epochs_done", 0)
         raise UserError(
