@@ -12,6 +12,10 @@ import numpy as np
 from .config import CLASS_NAMES, IMAGE_SIZE
 from .errors import UserError
 
+# The validation slice of train/ belongs to the data, not to a run: every run, whatever its --seed,
+# picks its best epoch on the same faces, so recipes can be compared on them.
+VALIDATION_SEED = 1337
+
 
 def check_class_folders(split_dir):
     """Check that `split_dir` holds exactly one non-empty folder per emotion; return their paths.

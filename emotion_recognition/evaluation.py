@@ -5,6 +5,7 @@ import cv2
 import numpy as np
 
 from .config import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES
+from .model import CROP_SIZE, crop_size_of
 
 # Test-time augmentation averages the model's answers over small changes of the same kinds that
 # training augments with. This set was chosen on the validation slice of train/, never on test/:
@@ -13,8 +14,12 @@ from .config import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES
 TTA_SHIFTS = ((2, 0), (-2, 0), (0, 2), (0, -2))  # pixels
 TTA_ZOOMS = (0.95, 1.05)
 TTA_ROTATIONS = (-5.0, 5.0)  # degrees
-TTA_MODES = ("none", "mirror", "full")
+TTA_MODES = ("none", "mirror", "full", "ten-crop")
 TTA_VIEW_COUNT = 2 * (1 + len(TTA_SHIFTS) + len(TTA_ZOOMS) + len(TTA_ROTATIONS))
+# Ten-crop testing, as in the published FER2013 recipes: the four corner crops and the centre crop,
+# each also mirrored. A model that centre-crops (model.FaceCrop) sees a corner crop when the face
+# is shifted by the crop margin; a model without crops gets the margin of the default crop.
+TEN_CROP_CORNERS = ((1, 1), (1, -1), (-1, 1), (-1, -1))
 
 
 def _warp(faces, matrix):
@@ -23,14 +28,21 @@ def _warp(faces, matrix):
                      for face in faces])
 
 
-def augmented_views(images, mode="full"):
-    """Yield the views of uint8 faces (n, 48, 48) that test-time augmentation averages over."""
+def augmented_views(images, mode="full", crop_size=CROP_SIZE):
+    """Yield the views of uint8 faces (n, 48, 48) that test-time augmentation averages over.
+
+    crop_size is the crop the model looks at; only "ten-crop" uses it.
+    """
     if mode not in TTA_MODES:
         raise ValueError(f"unknown test-time augmentation {mode!r}; use one of {TTA_MODES}")
     centre = ((IMAGE_SIZE - 1) / 2, (IMAGE_SIZE - 1) / 2)
     orientations = (images,) if mode == "none" else (images, np.ascontiguousarray(images[:, :, ::-1]))
+    margin = (IMAGE_SIZE - (crop_size if crop_size < IMAGE_SIZE else CROP_SIZE)) // 2
     for faces in orientations:
         yield faces
+        if mode == "ten-crop":
+            for sign_x, sign_y in TEN_CROP_CORNERS:
+                yield _warp(faces, np.float32([[1, 0, sign_x * margin], [0, 1, sign_y * margin]]))
         if mode != "full":
             continue
         for dx, dy in TTA_SHIFTS:
@@ -44,7 +56,7 @@ def augmented_views(images, mode="full"):
 def predict_probabilities(model, images, batch_size=256, tta="none"):
     """Class probabilities for uint8 faces (n, 48, 48), averaged over the views of `tta` (TTA_MODES)."""
     total, count = None, 0
-    for view in augmented_views(images, tta):
+    for view in augmented_views(images, tta, crop_size_of(model)):
         probabilities = model.predict(view[..., None].astype("float32"), batch_size=batch_size, verbose=0)
         total = probabilities if total is None else total + probabilities
         count += 1
@@ -87,9 +99,11 @@ def evaluate(model, images, labels, batch_size=256):
     plain = predict_probabilities(model, images, batch_size).argmax(axis=1)
     mirrored = predict_probabilities(model, images, batch_size, tta="mirror").argmax(axis=1)
     augmented = predict_probabilities(model, images, batch_size, tta="full").argmax(axis=1)
+    ten_crop = predict_probabilities(model, images, batch_size, tta="ten-crop").argmax(axis=1)
     report = classification_report(labels, plain)
     report["accuracy_mirror"] = float((mirrored == labels).mean())
     report["accuracy_tta"] = float((augmented == labels).mean())
+    report["accuracy_ten_crop"] = float((ten_crop == labels).mean())
     report["macro_f1_tta"] = classification_report(labels, augmented)["macro_f1"]
     return report
 
@@ -97,7 +111,7 @@ def evaluate(model, images, labels, batch_size=256):
 def format_report(report, title="test"):
     lines = [f"{title}: {report['n']} images, accuracy {report['accuracy']:.2%}, "
              f"with the mirror image {report['accuracy_mirror']:.2%}, with {TTA_VIEW_COUNT}-view TTA "
-             f"{report['accuracy_tta']:.2%}; macro F1 {report['macro_f1']:.3f} ({report['macro_f1_tta']:.3f} with TTA)",
+             f"{report['accuracy_tta']:.2%}, ten-crop {report['accuracy_ten_crop']:.2%}; macro F1 {report['macro_f1']:.3f} ({report['macro_f1_tta']:.3f} with TTA)",
              f"{'class':>10} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8}   (without TTA)"]
     for name, row in report["per_class"].items():
         lines.append(f"{name:>10} {row['precision']:9.3f} {row['recall']:7.3f} {row['f1']:6.3f} "

@@ -17,9 +17,14 @@ import numpy as np
 import tensorflow as tf
 
 from . import data, evaluation
-from .config import CLASS_NAMES, DEFAULT_DATA_DIR, DEFAULT_MODEL_PATH, NUM_CLASSES
+from .augmentation import AugmentedFaces, image_data_generator
+from .devices import choose_devices, set_precision, uses_mixed_precision
+from .config import CLASS_NAMES, DEFAULT_DATA_DIR, DEFAULT_MODEL_PATH, IMAGE_SIZE, NUM_CLASSES
 from .errors import UserError, ensure_folder
-from .model import BASE_WIDTH, build_model, load_model, save_model_atomic
+from .model import (BASE_WIDTH, DENSE_DROPOUT, DENSE_UNITS, STAGE_DROPOUT, build_model, copy_weights,
+                    load_model, save_model_atomic)
+
+OPTIMIZERS = ("sgd", "adamw")
 
 
 @dataclass
@@ -33,12 +38,18 @@ class TrainConfig:
     batch_size: int = 64           # small batches regularise; larger ones gained no speed on 2 cores
     val_split: float = 0.1         # a stratified slice of train/ for model selection; test/ stays unseen
     seed: int = 1337
-    learning_rate: float = 2e-3    # peak AdamW rate, reached after one warm-up epoch, then cosine to 0
+    optimizer: str = "adamw"       # or "sgd": SGD with Nesterov momentum 0.9, as the published recipes
+    learning_rate: float = 2e-3    # peak rate, reached after one warm-up epoch, then cosine to 0
     weight_decay: float = 1e-4
     label_smoothing: float = 0.1   # FER2013 labels are noisy; smoothing keeps the model from trusting them
     class_weight_power: float = 0.5  # weight = (largest class / class) ** power; 0.5 rescues disgust
     #                                  (16x rarer than happy) without wrecking the common classes
     base_width: int = BASE_WIDTH   # channels of the first conv stage; see model.py for the speed trade-off
+    crop_size: int = IMAGE_SIZE    # random crops of this size in training, the centre one after; 48 = none,
+    #                                as the shipped model trained (model.CROP_SIZE is the published recipes' 40)
+    dense_units: int = DENSE_UNITS
+    dense_dropout: float = DENSE_DROPOUT
+    stage_dropout: float = 1.0     # scales the conv stages' dropout (model.STAGE_DROPOUT)
     random_erasing: float = 0.5    # chance that a training face gets a random patch blanked out
 
     def resolved_run_dir(self):
@@ -49,32 +60,35 @@ class TrainConfig:
 
 
 # What a resumed run takes from its own log rather than from the command line.
-RECIPE_FIELDS = ("epochs", "batch_size", "val_split", "seed", "learning_rate", "weight_decay",
-                 "label_smoothing", "class_weight_power", "base_width", "random_erasing")
+RECIPE_FIELDS = ("epochs", "batch_size", "val_split", "seed", "optimizer", "learning_rate", "weight_decay",
+                 "label_smoothing", "class_weight_power", "base_width", "crop_size", "dense_units",
+                 "dense_dropout", "stage_dropout", "random_erasing")
+# Augmentation strength: ImageDataGenerator's rotation (degrees) and zoom (share). Shifts come from
+# the model's random crops; a crop-free recipe (crop_size 48) gets the same share of shifts instead.
+ROTATION_DEGREES = 10
+ZOOM_RANGE = 0.1
+SHIFT_RANGE_WITHOUT_CROPS = 0.1
+SGD_MOMENTUM = 0.9
 
 
-def make_augmenter(erase_probability=TrainConfig.random_erasing, seed=None):
-    """Keras' ImageDataGenerator with the classic FER2013 augmentations, plus random erasing."""
-    rng = np.random.default_rng(seed)
+def make_model(config, published=False):
+    """The network a config describes; published=True gives the form that is saved for inference."""
+    return build_model(base_width=config.base_width, crop_size=config.crop_size,
+                       stage_dropout=tuple(config.stage_dropout * d for d in STAGE_DROPOUT),
+                       dense_units=config.dense_units, dense_dropout=config.dense_dropout,
+                       random_crops=not published)
 
-    def random_erase(image):
-        # Hiding a random patch forces the model to read the whole face, not one cue.
-        if rng.random() < erase_probability:
-            height, width = image.shape[:2]
-            h, w = rng.integers(height // 8, height // 3, endpoint=True, size=2)
-            top, left = rng.integers(0, height - h + 1), rng.integers(0, width - w + 1)
-            image[top:top + h, left:left + w] = rng.uniform(0, 255)
-        return image
 
-    return tf.keras.preprocessing.image.ImageDataGenerator(
-        rotation_range=10,
-        width_shift_range=0.1,
-        height_shift_range=0.1,
-        zoom_range=0.1,
-        horizontal_flip=True,
-        fill_mode="nearest",
-        preprocessing_function=random_erase,
-    )
+def make_batches(config, faces, labels_one_hot, weights, first_epoch, batch_size=None, devices=1):
+    """Augmented training batches: ImageDataGenerator's transforms plus random erasing.
+
+    batch_size is the global batch (all devices together); config.batch_size when not given.
+    """
+    shift = SHIFT_RANGE_WITHOUT_CROPS if config.crop_size >= faces.shape[1] else 0.0
+    generator = image_data_generator(rotation=ROTATION_DEGREES, zoom=ZOOM_RANGE, shift=shift)
+    return AugmentedFaces(faces, labels_one_hot, weights, batch_size or config.batch_size, generator,
+                          erase_probability=config.random_erasing, seed=config.seed, first_epoch=first_epoch,
+                          batch_multiple=devices)
 
 
 def class_sample_weights(labels, power):
@@ -92,8 +106,15 @@ def compile_model(model, config, steps_per_epoch):
         warmup_target=config.learning_rate,
         warmup_steps=steps_per_epoch,
     )
+    if config.optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(learning_rate=schedule, momentum=SGD_MOMENTUM, nesterov=True,
+                                         weight_decay=config.weight_decay)
+    elif config.optimizer == "adamw":
+        optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay)
+    else:
+        raise UserError(f"unknown optimizer {config.optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
     model.compile(
-        optimizer=keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay),
+        optimizer=optimizer,
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
     )
@@ -163,9 +184,11 @@ class EpochCheckpoint(keras.callbacks.Callback):
     of them are written, so an interruption at any moment leaves complete files in place.
     """
 
-    def __init__(self, run, state, interrupts):
+    def __init__(self, run, state, interrupts, published_form):
         super().__init__()
         self.run, self.state, self.interrupts = run, state, interrupts
+        # The best model is saved in its published form (float32, Keras' own crop layer).
+        self.published_form = published_form
         self.epoch_started = time.time()
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -182,16 +205,21 @@ class EpochCheckpoint(keras.callbacks.Callback):
             if logs.get("val_accuracy", -1) > self.state.get("best_val_accuracy", -1):
                 self.state["best_val_accuracy"] = logs["val_accuracy"]
                 self.state["best_epoch"] = epoch + 1
-                save_model_atomic(self.model, self.run.best, include_optimizer=False)
+                save_model_atomic(copy_weights(self.model, self.published_form), self.run.best,
+                                  include_optimizer=False)
             self.run.write(self.state)
 
 
-def train(config, resume=False, restart=False, verbose=1):
+def train(config, resume=False, restart=False, verbose=1, devices=None, mixed_precision="auto"):
     """Train, evaluate on test/, and write the model, its metrics JSON and its training-curve PNG.
 
     verbose follows Keras: 1 progress bars (a terminal), 2 one line per epoch (notebooks, log
-    files), 0 nothing but the summaries.
+    files), 0 nothing but the summaries. devices: how many to train on (devices.choose_devices; None
+    is every GPU, else the CPU); config.batch_size is per device. mixed_precision: "auto" (on for
+    GPUs), "on" or "off"; a resumed run keeps the precision it started with.
     """
+    # Devices first: splitting the CPU into logical devices must come before TensorFlow runs anything.
+    hardware = choose_devices(devices)
     run = RunState(config.resolved_run_dir())
     if resume:
         if not run.exists():
@@ -219,6 +247,20 @@ def train(config, resume=False, restart=False, verbose=1):
     else:
         state = {"config": asdict(config), "epochs_done": 0, "history": [], "train_seconds": 0.0}
 
+    mixed = uses_mixed_precision(mixed_precision, hardware)
+    if "mixed_precision" in state and state["mixed_precision"] != mixed:
+        if mixed_precision != "auto":
+            print(f"warning: a resumed run keeps its precision; ignoring --mixed-precision {mixed_precision}",
+                  file=sys.stderr)
+        mixed = state["mixed_precision"]
+    state["mixed_precision"] = mixed
+    # The global batch belongs to the run (its schedule counts steps of it); devices share it out.
+    global_batch = state.setdefault("global_batch", config.batch_size * hardware.count)
+    if global_batch % hardware.count:
+        raise UserError(f"this run trains on batches of {global_batch} faces, which {hardware.count} devices "
+                        "cannot share evenly; resume it on a number of devices that divides it")
+    state["devices"] = list(hardware.names)
+
     data.check_dataset(config.data)
     if restart:
         for stale in (run.last, run.best, run.state_file):
@@ -229,37 +271,48 @@ def train(config, resume=False, restart=False, verbose=1):
     print(f"Reading {Path(config.data) / 'train'} ...")
     images, labels, skipped = data.load_split(Path(config.data) / "train", verbose=verbose == 1)
     report_skipped(skipped)
-    train_idx, val_idx = data.stratified_split(labels, config.val_split, config.seed)
-    print(f"{len(train_idx)} training and {len(val_idx)} validation images (seed {config.seed}); "
+    train_idx, val_idx = data.stratified_split(labels, config.val_split, data.VALIDATION_SEED)
+    print(f"{len(train_idx)} training and {len(val_idx)} validation images; "
           "per class: " + ", ".join(f"{n} {c}" for n, c in zip(CLASS_NAMES, data.class_counts(labels))))
 
-    x_train = images[train_idx, :, :, None].astype("float32")
+    x_train = images[train_idx]
     y_train = keras.utils.to_categorical(labels[train_idx], NUM_CLASSES)
+    # Keras cannot validate a batch that splits unevenly between devices (an AddN shape error), so
+    # several devices drop the last (at most devices - 1) validation faces; one device keeps all.
+    val_idx = val_idx[:len(val_idx) - len(val_idx) % hardware.count]
     x_val = images[val_idx, :, :, None].astype("float32")
     y_val = keras.utils.to_categorical(labels[val_idx], NUM_CLASSES)
     weights = class_sample_weights(labels[train_idx], config.class_weight_power)
-    steps_per_epoch = int(np.ceil(len(x_train) / config.batch_size))
+    steps_per_epoch = int(np.ceil(len(x_train) / global_batch))
     state["train_images"] = int(len(x_train))
+    print(f"Training on {hardware.describe()}: {global_batch // hardware.count} faces per device, "
+          f"{global_batch} per step" + (", mixed precision (float16)" if mixed else ""))
 
     keras.utils.set_random_seed(config.seed + state["epochs_done"])
-    if resume:
-        model = load_model(run.last, compile=True)
-        print(f"Resuming {run.dir} after epoch {state['epochs_done']} of {config.epochs}")
-    else:
-        model = build_model(base_width=config.base_width)
-        compile_model(model, config, steps_per_epoch)
-        run.write(state)
+    published_form = make_model(config, published=True)  # built before the policy changes: float32
+    set_precision(mixed)
+    try:
+        with hardware.strategy.scope():
+            if resume:
+                model = load_model(run.last, compile=True)
+                print(f"Resuming {run.dir} after epoch {state['epochs_done']} of {config.epochs}")
+            else:
+                model = make_model(config)
+                compile_model(model, config, steps_per_epoch)
+    finally:
+        set_precision(False)  # the policy is global; leave it as found for the caller
+    run.write(state)
 
-    # Seeded by the epoch it starts at, so a resumed run does not replay the augmentations of epoch 1.
-    augmentation_seed = config.seed + state["epochs_done"]
-    batches = make_augmenter(config.random_erasing, seed=augmentation_seed).flow(
-        x_train, y_train, sample_weight=weights, batch_size=config.batch_size, seed=augmentation_seed)
+    # Seeded by the epoch it starts at, so a resumed run continues the stream rather than replaying it.
+    batches = make_batches(config, x_train, y_train, weights, first_epoch=state["epochs_done"],
+                           batch_size=global_batch, devices=hardware.count)
     interrupts = DeferredInterrupts()
     try:
         with interrupts.installed():
             if state["epochs_done"] < config.epochs:
-                model.fit(batches, validation_data=(x_val, y_val), epochs=config.epochs,
-                          initial_epoch=state["epochs_done"], callbacks=[EpochCheckpoint(run, state, interrupts)],
+                model.fit(batches, validation_data=(x_val, y_val), validation_batch_size=global_batch,
+                          epochs=config.epochs,
+                          initial_epoch=state["epochs_done"], callbacks=[EpochCheckpoint(run, state, interrupts, published_form)],
                           verbose=verbose)
     except KeyboardInterrupt:
         state = run.read() if run.state_file.is_file() else state

@@ -124,3 +124,15 @@ def test_test_time_augmentation_views():
 
     probabilities = predict_probabilities(build_model(), faces, tta="full")
     assert probabilities.shape == (3, 7) and np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_ten_crop_views_are_the_corner_and_centre_crops_a_cropping_model_sees():
+    from emotion_recognition.evaluation import augmented_views
+
+    faces = np.random.default_rng(0).integers(0, 256, (2, 48, 48), dtype=np.uint8)
+    views = list(augmented_views(faces, "ten-crop", crop_size=40))
+    assert len(views) == 10
+    seen = {tuple(v[..., None].astype("float32")[:, 4:44, 4:44].ravel()[:50]) for v in views[:5]}
+    corners = {tuple(faces[..., None].astype("float32")[:, top:top + 40, left:left + 40].ravel()[:50])
+               for top in (0, 4, 8) for left in (0, 4, 8) if (top == left == 4) or (top != 4 and left != 4)}
+    assert seen == corners  # the centre and the four corner crops, exactly

@@ -76,7 +76,8 @@ def test_sigint_after_first_epoch_keeps_a_model_and_resume_finishes(fer_folder, 
     assert state["epochs_done"] == 4 and len(state["history"]) == 4
     keras.models.load_model(output, compile=False, safe_mode=True)
     # The optimizer carried on: its step counter covers all four epochs, not just the resumed ones.
-    last = keras.models.load_model(run_dir / "last.keras", compile=True, safe_mode=True)
+    from emotion_recognition.model import load_model  # the checkpoint trains with the project's FaceCrop
+    last = load_model(run_dir / "last.keras", compile=True)
     steps_per_epoch = int(np.ceil((7 * 12 - 7 * 1) / 64))
     assert int(last.optimizer.iterations) == 4 * steps_per_epoch
 
@@ -93,16 +94,20 @@ def test_sigterm_is_handled_like_ctrl_c(fer_folder, tmp_path):
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130 and "Traceback" not in stderr
-    keras.models.load_model(run_dir / "last.keras", compile=False, safe_mode=True)
+    from emotion_recognition.model import load_model
+    load_model(run_dir / "last.keras")
 
 
 def test_recipe_options_shape_the_model_and_a_resumed_run_keeps_them(fer_folder, tmp_path):
     output = tmp_path / "m.keras"
     first = run_script("train.py", "--data", fer_folder, "--epochs", "1", "--output", output, "--quiet",
-                       "--base-width", "8", "--random-erasing", "0", "--class-weight-power", "1")
+                       "--base-width", "8", "--random-erasing", "0", "--class-weight-power", "1",
+                       "--crop-size", "44", "--optimizer", "sgd", "--dense-units", "32")
     assert first.returncode == 0, first.stderr
-    model = keras.models.load_model(output, compile=False, safe_mode=True)
+    from emotion_recognition.model import crop_size_of, load_model
+    model = load_model(output)
     assert model.get_layer("s1_conv1").filters == 8 and model.get_layer("s4_conv1").filters == 64
+    assert crop_size_of(model) == 44 and model.get_layer("dense").units == 32
 
     # Resuming with other recipe options on the command line must not change the run's recipe.
     resumed = run_script("train.py", "--data", fer_folder, "--epochs", "1", "--output", output, "--quiet",
@@ -111,3 +116,4 @@ def test_recipe_options_shape_the_model_and_a_resumed_run_keeps_them(fer_folder,
     assert "ignoring --base-width 32 (the run has 8), --random-erasing 0.9 (the run has 0.0)" in resumed.stderr
     config = json.loads((tmp_path / "m.metrics.json").read_text())["config"]
     assert (config["base_width"], config["random_erasing"], config["class_weight_power"]) == (8, 0.0, 1.0)
+    assert (config["crop_size"], config["optimizer"]) == (44, "sgd")

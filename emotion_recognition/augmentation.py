@@ -1,0 +1,123 @@
+"""Training-time augmentation: Keras' ImageDataGenerator decides each face's change, OpenCV draws it.
+
+ImageDataGenerator samples every random transform (rotation, zoom, shifts, flip) exactly as its
+documentation describes. Drawing them with its own SciPy warp costs 0.4 ms per 48x48 face, a sixth
+of a training step on a 2-core CPU; `warp_like_image_data_generator` draws the very same affine
+transform with OpenCV in a few microseconds (tests/test_augmentation.py checks the two agree).
+Random crops happen inside the model (model.FaceCrop), so the data here stays 48x48 raw pixels.
+"""
+
+import math
+
+import cv2
+import keras
+import numpy as np
+
+from .config import INPUT_SHAPE
+
+
+def image_data_generator(rotation=10.0, zoom=0.1, shift=0.0):
+    """The project's ImageDataGenerator: small turns and zooms, mirror images, shifts if asked.
+
+    With random crops in the model, shifts are already there; `shift` stays for crop-free recipes.
+    """
+    # tf.keras is the only home ImageDataGenerator has left in Keras 3 (it is deprecated in Keras).
+    import tensorflow as tf
+
+    return tf.keras.preprocessing.image.ImageDataGenerator(
+        rotation_range=rotation,
+        zoom_range=zoom,
+        width_shift_range=shift,
+        height_shift_range=shift,
+        horizontal_flip=True,
+        fill_mode="nearest",
+    )
+
+
+def transform_matrix(params, height, width):
+    """The 2x3 inverse map (output pixel -> input pixel, x then y) of ImageDataGenerator's transform.
+
+    The same product of rotation, shift, shear and zoom about the image centre as Keras'
+    apply_affine_transform, before it swaps the axes for SciPy.
+    """
+    theta = math.radians(params.get("theta", 0.0))
+    shear = math.radians(params.get("shear", 0.0))
+    rotation = np.array([[math.cos(theta), -math.sin(theta), 0], [math.sin(theta), math.cos(theta), 0], [0, 0, 1]])
+    shift = np.array([[1, 0, params.get("tx", 0.0)], [0, 1, params.get("ty", 0.0)], [0, 0, 1]])
+    shearing = np.array([[1, -math.sin(shear), 0], [0, math.cos(shear), 0], [0, 0, 1]])
+    zoom = np.array([[params.get("zx", 1.0), 0, 0], [0, params.get("zy", 1.0), 0], [0, 0, 1]])
+    matrix = rotation @ shift @ shearing @ zoom
+    # Keras centres the transform with the row count first; the faces here are square either way.
+    centre_x, centre_y = height / 2 - 0.5, width / 2 - 0.5
+    to_centre = np.array([[1, 0, centre_x], [0, 1, centre_y], [0, 0, 1]])
+    from_centre = np.array([[1, 0, -centre_x], [0, 1, -centre_y], [0, 0, 1]])
+    return (to_centre @ matrix @ from_centre)[:2]
+
+
+def warp_like_image_data_generator(face, params):
+    """Apply one ImageDataGenerator transform (a get_random_transform() dict) to a 2-D uint8 face."""
+    height, width = face.shape
+    out = cv2.warpAffine(face, transform_matrix(params, height, width), (width, height),
+                         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+    if params.get("flip_horizontal"):
+        out = out[:, ::-1]
+    return out
+
+
+def random_erase(face, rng):
+    """Blank a random patch (an eighth to a third of each side) with one random grey.
+
+    Hiding a part of the face forces the model to read all of it, not one cue.
+    """
+    height, width = face.shape
+    patch_h, patch_w = rng.integers(height // 8, height // 3, endpoint=True, size=2)
+    top, left = rng.integers(0, height - patch_h + 1), rng.integers(0, width - patch_w + 1)
+    face[top:top + patch_h, left:left + patch_w] = rng.integers(0, 256)
+    return face
+
+
+class AugmentedFaces(keras.utils.PyDataset):
+    """Shuffled, augmented batches (faces float32 (n, 48, 48, 1), one-hot labels, sample weights).
+
+    A Keras PyDataset, so `model.fit` reads it directly. Every epoch reshuffles; the seed and the
+    epoch number fix the order and the augmentations, so a resumed run continues the same stream.
+    Every batch holds a multiple of `batch_multiple` faces (the number of devices: Keras cannot split
+    a batch unevenly between them), so each epoch leaves out fewer than that many, a different few
+    each time.
+    """
+
+    def __init__(self, faces, labels_one_hot, sample_weights, batch_size, generator, erase_probability,
+                 seed, first_epoch=0, batch_multiple=1):
+        super().__init__()
+        self.used = len(faces) - len(faces) % batch_multiple
+        self.faces = faces.reshape(len(faces), *INPUT_SHAPE[:2])  # uint8 (n, 48, 48)
+        self.labels, self.weights = labels_one_hot, sample_weights
+        self.batch_size, self.generator = batch_size, generator
+        self.erase_probability, self.seed = erase_probability, seed
+        self.epoch = first_epoch
+        self._shuffle()
+
+    def _shuffle(self):
+        self.order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.faces))[:self.used]
+
+    def __len__(self):
+        return math.ceil(self.used / self.batch_size)
+
+    def __getitem__(self, index):
+        chosen = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        # ImageDataGenerator samples from NumPy's global generator; seeding it once per batch (not
+        # per face, which costs more than the warp) keeps every batch reproducible.
+        np.random.seed(int(rng.integers(2 ** 31)))
+        batch = np.empty((len(chosen), *INPUT_SHAPE), dtype=np.float32)
+        for row, face_index in enumerate(chosen):
+            params = self.generator.get_random_transform(INPUT_SHAPE)
+            face = warp_like_image_data_generator(self.faces[face_index], params)
+            if rng.random() < self.erase_probability:
+                face = random_erase(np.ascontiguousarray(face), rng)
+            batch[row, :, :, 0] = face
+        return batch, self.labels[chosen], self.weights[chosen]
+
+    def on_epoch_end(self):
+        self.epoch += 1
+        self._shuffle()
