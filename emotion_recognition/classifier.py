@@ -1,36 +1,44 @@
-"""Fast inference for the emotion CNN: per-call overhead, not arithmetic, dominates small batches.
+"""Fast inference without TensorFlow: the model as a LiteRT flatbuffer, run by the LiteRT runtime.
 
-The .keras file stays the single source of truth. At load it is converted to a LiteRT (TFLite)
-flatbuffer, which runs a batch-1 face in about a millisecond instead of 4-5 ms for a compiled
-tf.function (benchmarks/speed.py). The conversion is cached under ~/.cache, keyed by the .keras
-file's SHA-256, and its outputs are checked against the Keras model on every load; if anything
-about it fails, the compiled tf.function is used instead.
+The .keras file stays the single source of truth; its LiteRT form is used only when it is known
+to come from exactly that file, by the file's SHA-256:
+1. beside the model: `<name>.tflite`, with `<name>.tflite.json` recording the .keras file's SHA-256
+   (the shipped model has both; `write_litert_beside` makes them);
+2. in the cache: `~/.cache/emotion-recognition/<name>-<sha256 prefix>.tflite` ($XDG_CACHE_HOME, or
+   $EMOTION_RECOGNITION_CACHE for the folder itself).
+Either way recognition imports the standalone LiteRT runtime (`ai-edge-litert`, 0.4 s and 40 MB),
+never TensorFlow (5 s and 600 MB). Only a model with no LiteRT form yet is converted, once, with
+TensorFlow, checked against Keras on a probe batch, and cached.
 """
 
 import contextlib
 import hashlib
+import json
 import os
 import sys
-import tempfile
+import threading
 import warnings
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
-from .config import INPUT_SHAPE
+from .config import INPUT_SHAPE, NUM_CLASSES
+from .errors import UserError
+from .files import check_model_file, write_atomic
 
 # The converted model must agree with Keras this closely on a probe batch, or it is not used.
 MAX_DEVIATION = 1e-4
 # Interpreters are kept per batch size (resizing one costs more than a call); larger batches are chunked.
 MAX_BATCH = 32
+# Each interpreter's own threads; with an interpreter per calling thread, more would oversubscribe.
+INTERPRETER_THREADS = min(os.cpu_count() or 1, 4)
 
 
 @contextlib.contextmanager
 def quiet_native_output():
     """Silence stdout and stderr at the file-descriptor level, where TensorFlow's C++ side writes.
 
-    The converter and the interpreter announce themselves there; --json output must stay clean.
+    The converter and the runtime announce themselves there; --json output must stay clean.
     """
     sys.stdout.flush()
     sys.stderr.flush()
@@ -40,7 +48,7 @@ def quiet_native_output():
         os.dup2(devnull, 1)
         os.dup2(devnull, 2)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # e.g. TF's notice that tf.lite moves to ai_edge_litert
+            warnings.simplefilter("ignore")
             yield
     finally:
         sys.stdout.flush()
@@ -52,42 +60,66 @@ def quiet_native_output():
 
 
 def cache_dir():
+    if os.environ.get("EMOTION_RECOGNITION_CACHE"):
+        return Path(os.environ["EMOTION_RECOGNITION_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "emotion-recognition"
 
 
-class KerasClassifier:
-    """The Keras model inside one tf.function traced once for any batch size."""
+def file_sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
-    name = "keras-tf.function"
 
-    def __init__(self, model):
-        self._call = tf.function(lambda faces: model(faces, training=False),
-                                 input_signature=[tf.TensorSpec((None, *INPUT_SHAPE), tf.float32)])
+def beside_paths(model_path):
+    """The LiteRT file kept beside a .keras model, and the record of which .keras it was made from."""
+    model_path = Path(model_path)
+    tflite = model_path.with_suffix(".tflite")
+    return tflite, tflite.with_name(tflite.name + ".json")
 
-    def __call__(self, faces):
-        return self._call(tf.constant(faces, dtype=tf.float32)).numpy()
+
+def cached_path(model_path, digest):
+    return cache_dir() / f"{Path(model_path).stem}-{digest[:16]}.tflite"
 
 
 class LiteRTClassifier:
-    """The same network as a TFLite flatbuffer run by the interpreter bundled with TensorFlow."""
+    """A LiteRT flatbuffer run by the standalone runtime; safe to call from several threads.
+
+    Each calling thread gets interpreters of its own (LiteRT interpreters must not be shared
+    between threads that run at once); results do not depend on which thread asks.
+    """
 
     name = "litert"
 
-    def __init__(self, flatbuffer, threads=None):
-        self.flatbuffer = flatbuffer
-        self.threads = threads or min(os.cpu_count() or 1, 4)
-        self._interpreters = {}
+    def __init__(self, flatbuffer, threads=INTERPRETER_THREADS):
+        self.flatbuffer, self.threads = flatbuffer, threads
+        self._local = threading.local()
+        interpreter = self._new_interpreter()
+        input_shape = tuple(interpreter.get_input_details()[0]["shape"][1:])
+        output_shape = tuple(interpreter.get_output_details()[0]["shape"][1:])
+        if input_shape != INPUT_SHAPE or output_shape != (NUM_CLASSES,):
+            raise UserError(f"the LiteRT model takes {input_shape} and returns {output_shape}; this project "
+                            f"needs {INPUT_SHAPE} grayscale faces in and {NUM_CLASSES} probabilities out")
+
+    def _new_interpreter(self):
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:  # no LiteRT wheel for this platform (Windows): TensorFlow bundles one
+            import tensorflow as tf
+
+            Interpreter = tf.lite.Interpreter
+        with quiet_native_output():
+            return Interpreter(model_content=self.flatbuffer, num_threads=self.threads)
 
     def _interpreter(self, batch):
-        if batch not in self._interpreters:
-            with quiet_native_output():
-                interpreter = tf.lite.Interpreter(model_content=self.flatbuffer, num_threads=self.threads)
-                interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], (batch, *INPUT_SHAPE))
+        interpreters = self._local.__dict__.setdefault("by_batch", {})
+        if batch not in interpreters:
+            interpreter = self._new_interpreter()
+            interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], (batch, *INPUT_SHAPE))
+            with quiet_native_output():  # "Created TensorFlow Lite XNNPACK delegate" and the like
                 interpreter.allocate_tensors()
-            self._interpreters[batch] = (interpreter, interpreter.get_input_details()[0]["index"],
-                                         interpreter.get_output_details()[0]["index"])
-        return self._interpreters[batch]
+            interpreters[batch] = (interpreter, interpreter.get_input_details()[0]["index"],
+                                   interpreter.get_output_details()[0]["index"])
+        return interpreters[batch]
 
     def __call__(self, faces):
         faces = np.ascontiguousarray(faces, dtype=np.float32)
@@ -99,40 +131,90 @@ class LiteRTClassifier:
         return interpreter.get_tensor(output_index).copy()
 
 
+class KerasClassifier:
+    """The Keras model inside one tf.function traced once for any batch size (the fallback)."""
+
+    name = "keras-tf.function"
+
+    def __init__(self, model):
+        import tensorflow as tf
+
+        self._lock = threading.Lock()  # one traced function; calls from several threads take turns
+        self._tf = tf
+        self._call = tf.function(lambda faces: model(faces, training=False),
+                                 input_signature=[tf.TensorSpec((None, *INPUT_SHAPE), tf.float32)])
+
+    def __call__(self, faces):
+        with self._lock:
+            return self._call(self._tf.constant(faces, dtype=self._tf.float32)).numpy()
+
+
 def convert_to_litert(model):
+    """The LiteRT flatbuffer of a Keras model (needs TensorFlow)."""
+    import tensorflow as tf
+
     with quiet_native_output():
         return tf.lite.TFLiteConverter.from_keras_model(model).convert()
 
 
-def cached_flatbuffer(model, model_path):
-    """The LiteRT conversion of `model`, from the cache when the .keras file is unchanged."""
-    digest = hashlib.sha256(Path(model_path).read_bytes()).hexdigest()
-    cached = cache_dir() / f"{Path(model_path).stem}-{digest[:16]}.tflite"
-    if cached.is_file():
-        return cached.read_bytes()
+def checked_conversion(model):
+    """Convert `model` and check the result against Keras on a probe batch; raise if they disagree."""
     flatbuffer = convert_to_litert(model)
-    try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".tmp")
-        with os.fdopen(handle, "wb") as file:
-            file.write(flatbuffer)
-        os.replace(tmp, cached)
-    except OSError:
-        pass  # a read-only home only costs the conversion again next time
+    probe = np.random.default_rng(0).integers(0, 256, (8, *INPUT_SHAPE)).astype(np.float32)
+    deviation = float(np.abs(LiteRTClassifier(flatbuffer)(probe) - model.predict(probe, verbose=0)).max())
+    if deviation > MAX_DEVIATION:
+        raise ValueError(f"the LiteRT conversion deviates from Keras by {deviation:.2g}")
     return flatbuffer
 
 
-def fast_classifier(model, model_path=None):
-    """The fastest classifier that reproduces `model`: LiteRT if it checks out, else a tf.function."""
-    reference = KerasClassifier(model)
+def matching_litert(model_path, digest):
+    """The LiteRT flatbuffer made from exactly this .keras file (by SHA-256), or None."""
+    tflite, record = beside_paths(model_path)
+    if tflite.is_file() and record.is_file():
+        try:
+            if json.loads(record.read_text()).get("keras_sha256") == digest:
+                return tflite.read_bytes()
+        except (OSError, ValueError):
+            pass  # an unreadable record is no record: fall through to the cache or a conversion
+    cached = cached_path(model_path, digest)
+    return cached.read_bytes() if cached.is_file() else None
+
+
+def write_litert_beside(model_path, flatbuffer=None):
+    """Write `<name>.tflite` and its SHA-256 record beside a .keras model; returns the .tflite path."""
+    from .model import load_model
+
+    tflite, record = beside_paths(model_path)
+    if flatbuffer is None:
+        flatbuffer = checked_conversion(load_model(model_path))
+    write_atomic(tflite, flatbuffer)
+    write_atomic(record, json.dumps({"keras_file": Path(model_path).name,
+                                      "keras_sha256": file_sha256(model_path)}, indent=2).encode() + b"\n")
+    return tflite
+
+
+def load_classifier(model_path):
+    """The fastest classifier for a .keras model: its matching LiteRT form, converting it if needed.
+
+    TensorFlow is imported only when there is no LiteRT form of this exact file yet.
+    """
+    model_path = Path(model_path)
+    check_model_file(model_path)
+    digest = file_sha256(model_path)
+    flatbuffer = matching_litert(model_path, digest)
+    if flatbuffer is not None:
+        return LiteRTClassifier(flatbuffer)
+
+    from .model import load_model  # TensorFlow from here on
+
+    model = load_model(model_path)
     try:
-        flatbuffer = cached_flatbuffer(model, model_path) if model_path else convert_to_litert(model)
-        candidate = LiteRTClassifier(flatbuffer)
-        probe = np.random.default_rng(0).integers(0, 256, (8, *INPUT_SHAPE)).astype(np.float32)
-        deviation = np.abs(candidate(probe) - reference(probe)).max()
-        if deviation <= MAX_DEVIATION:
-            return candidate
-        warnings.warn(f"LiteRT conversion deviates from Keras by {deviation:.2g}; using Keras")
+        flatbuffer = checked_conversion(model)
     except Exception as error:  # conversion support varies by platform; Keras always works
         warnings.warn(f"LiteRT unavailable ({type(error).__name__}: {error}); using Keras")
-    return reference
+        return KerasClassifier(model)
+    try:
+        write_atomic(cached_path(model_path, digest), flatbuffer)
+    except OSError:
+        pass  # a read-only cache only costs the conversion again next time
+    return LiteRTClassifier(flatbuffer)

@@ -5,9 +5,6 @@ probabilities in CLASS_NAMES order. Rescaling happens inside the model, so train
 cannot disagree about preprocessing.
 """
 
-import os
-import tempfile
-import zipfile
 from pathlib import Path
 
 import keras
@@ -15,6 +12,7 @@ from keras import layers
 
 from .config import CLASS_NAMES, INPUT_SHAPE, NUM_CLASSES
 from .errors import UserError
+from .files import check_model_file, replace_atomic
 
 # Channels of the first of four convolution stages; each later stage doubles them, which keeps the
 # arithmetic per stage about equal. Measured fit() speed on a 2-core AVX2 CPU with 40-px crops,
@@ -135,48 +133,24 @@ def check_contract(model, source="model"):
 def load_model(path, compile=False):
     """Load a .keras model safely (no arbitrary code) and check it honours the contract."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(
-            f"model file {path} not found; train one with 'python train.py' or restore the shipped "
-            "one with 'git checkout -- emotion_detection.keras'")
+    check_model_file(path)
     try:
-        if not zipfile.is_zipfile(path):
-            raise ValueError("not a .keras archive")
         model = keras.models.load_model(path, compile=compile, safe_mode=True)
     except Exception as error:  # Keras raises many types for bad files; all mean "cannot read it".
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UserError(
             f"cannot load model file {path}: it is corrupt, not a Keras .keras file, or made by an "
-            f"incompatible Keras version ({detail[:200]}); retrain with 'python train.py' or restore "
-            "it with 'git checkout -- emotion_detection.keras'") from error
+            f"incompatible Keras version ({detail[:200]})") from error
     check_contract(model, source=f"model file {path}")
     return model
 
 
 def save_model_atomic(model, path, include_optimizer=True):
     """Write a .keras file so that a crash midway never leaves a truncated file at `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # Without optimizer state: a third of the size, and all that inference needs.
+    to_save = model if include_optimizer else _without_optimizer(model)
     # Keras insists on the .keras suffix, so the temporary file keeps it.
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp.keras")
-    os.close(handle)
-    os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes files private; a model is an ordinary file
-    try:
-        if include_optimizer:
-            model.save(tmp_name)
-        else:
-            # A copy without optimizer state: a third of the size, and all that inference needs.
-            keras.saving.save_model(_without_optimizer(model), tmp_name)
-        os.replace(tmp_name, path)
-    finally:
-        if os.path.exists(tmp_name):
-            os.remove(tmp_name)
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    replace_atomic(path, lambda name: keras.saving.save_model(to_save, name), suffix=".tmp.keras")
 
 
 def _without_optimizer(model):

@@ -4,16 +4,20 @@
     recognizer = EmotionRecognizer()
     for face in recognizer.detect(cv2.imread("photo.jpg")):
         print(face.box, face.emotion, face.confidence)
+
+One recognizer may be shared by several threads (a web server's pool, say): each thread gets its
+own LiteRT interpreters and its own face cascade, so calls run side by side and give the same
+answers as one thread would. With the shipped model it runs without TensorFlow (see classifier.py).
 """
 
+import threading
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .classifier import fast_classifier
+from .classifier import load_classifier
 from .config import CLASS_NAMES, DEFAULT_MODEL_PATH, IMAGE_SIZE, INPUT_SHAPE
 from .faces import FaceDetector, crop_faces, to_gray
-from .model import load_model
 
 
 @dataclass
@@ -34,10 +38,29 @@ class Face:
 
 class EmotionRecognizer:
     def __init__(self, model_path=DEFAULT_MODEL_PATH, detector=None):
-        self.model = load_model(model_path)
-        self.detector = detector or FaceDetector()
+        self.model_path = model_path
         # All faces of a frame go through one call of a classifier built once (see classifier.py).
-        self.classifier = fast_classifier(self.model, model_path)
+        self.classifier = load_classifier(model_path)
+        # OpenCV's cascade keeps scratch buffers per object, so each thread gets its own; a detector
+        # passed in is shared, and calls to it take turns.
+        self._given_detector = detector
+        self._detector_lock = threading.Lock()
+        self._local = threading.local()
+        self._local.detector = detector or FaceDetector()  # built now, so a missing cascade fails early
+
+    @property
+    def detector(self):
+        if self._given_detector is not None:
+            return self._given_detector
+        if not hasattr(self._local, "detector"):
+            self._local.detector = FaceDetector()
+        return self._local.detector
+
+    def _find_faces(self, gray):
+        if self._given_detector is None:
+            return self.detector.detect(gray)
+        with self._detector_lock:
+            return self._given_detector.detect(gray)
 
     def classify(self, faces):
         """Probabilities (n, 7) for uint8 grayscale 48x48 crops shaped (n, 48, 48) or (n, 48, 48, 1)."""
@@ -56,7 +79,7 @@ class EmotionRecognizer:
     def detect(self, frame):
         """Every face in a BGR (or grayscale) frame, with its emotion, as a list of Face."""
         gray = to_gray(frame)
-        boxes = self.detector.detect(gray)
+        boxes = self._find_faces(gray)
         if len(boxes) == 0:
             return []
         probabilities = self.classify(crop_faces(gray, boxes))

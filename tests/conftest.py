@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -10,6 +11,9 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# LiteRT conversions made by the tests are cached in a folder of their own, never the user's home;
+# the scripts the tests start inherit it.
+os.environ["EMOTION_RECOGNITION_CACHE"] = tempfile.mkdtemp(prefix="emotion-recognition-test-cache-")
 
 from emotion_recognition.config import CLASS_NAMES, DEFAULT_MODEL_PATH, IMAGE_SIZE  # noqa: E402
 

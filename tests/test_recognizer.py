@@ -49,7 +49,9 @@ def test_classify_accepts_both_shapes_and_matches_the_model(recognizer):
     assert flat.shape == (5, 7)
     assert np.allclose(flat, channel)
     assert np.allclose(flat.sum(axis=1), 1.0, atol=1e-5)
-    reference = recognizer.model.predict(faces[..., None].astype("float32"), verbose=0)
+    from emotion_recognition.model import load_model
+
+    reference = load_model(recognizer.model_path).predict(faces[..., None].astype("float32"), verbose=0)
     assert np.allclose(flat, reference, atol=1e-4)
     assert recognizer.classify(np.zeros((0, 48, 48), np.uint8)).shape == (0, 7)
 
@@ -58,3 +60,87 @@ def test_classify_accepts_both_shapes_and_matches_the_model(recognizer):
 def test_classify_rejects_wrong_shapes(recognizer, shape):
     with pytest.raises(ValueError, match="48"):
         recognizer.classify(np.zeros(shape, np.uint8))
+
+
+def test_one_recognizer_shared_by_eight_threads_gives_the_single_threaded_answers(recognizer, astronaut_png):
+    from concurrent.futures import ThreadPoolExecutor
+
+    x, y, w, h = ASTRONAUT_FACE
+    photo = cv2.imread(str(astronaut_png))[max(y - 60, 0):y + h + 60, max(x - 60, 0):x + w + 60]
+    faces = np.random.default_rng(1).integers(0, 256, (3, 48, 48), dtype=np.uint8)
+    expected_faces, expected_probabilities = recognizer.detect(photo), recognizer.classify(faces)
+    assert len(expected_faces) == 1
+
+    def worker(_):
+        mismatches = 0
+        for _ in range(200):
+            mismatches += recognizer.detect(photo) != expected_faces
+            mismatches += not np.array_equal(recognizer.classify(faces), expected_probabilities)
+        return mismatches
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(worker, range(8))) == [0] * 8  # and no exception in any thread
+
+
+def test_recognition_with_the_shipped_model_never_imports_tensorflow(shipped_model, astronaut_png):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    script = ("import runpy, sys; sys.argv = ['recognition.py', '--image', sys.argv[1], '--json', '--no-display']; "
+              "runpy.run_path('recognition.py', run_name='__main__'); "
+              "print('imported:', sorted(m for m in ('tensorflow', 'keras') if m in sys.modules), file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", script, str(astronaut_png)], capture_output=True, text=True,
+                            cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert '"emotion": "happy"' in result.stdout
+    assert "imported: []" in result.stderr
+
+
+def test_a_keras_file_without_litert_is_converted_checked_and_cached(tmp_path, monkeypatch):
+    from emotion_recognition.classifier import cached_path, file_sha256
+    from emotion_recognition.model import build_model, save_model_atomic
+
+    monkeypatch.setenv("EMOTION_RECOGNITION_CACHE", str(tmp_path / "cache"))
+    keras_model = build_model(base_width=4)
+    path = tmp_path / "tiny.keras"
+    save_model_atomic(keras_model, path)
+    recognizer = EmotionRecognizer(path)
+    assert recognizer.classifier.name == "litert"
+    assert cached_path(path, file_sha256(path)).is_file()
+    faces = np.random.default_rng(2).integers(0, 256, (4, 48, 48, 1)).astype("float32")
+    assert np.allclose(recognizer.classify(faces), keras_model.predict(faces, verbose=0), atol=1e-4)
+
+
+def test_a_litert_file_recorded_for_another_keras_file_is_never_used(tmp_path, monkeypatch, shipped_model):
+    import json
+    import shutil
+
+    from emotion_recognition.classifier import beside_paths
+    from emotion_recognition.model import build_model, save_model_atomic
+
+    monkeypatch.setenv("EMOTION_RECOGNITION_CACHE", str(tmp_path / "cache"))
+    keras_model = build_model(base_width=4)
+    path = tmp_path / "emotion_detection.keras"
+    save_model_atomic(keras_model, path)
+    # Beside it, the shipped model's LiteRT file and record: they name another .keras file's hash.
+    stale_tflite, stale_record = beside_paths(path)
+    shipped_tflite, shipped_record = beside_paths(shipped_model)
+    shutil.copy(shipped_tflite, stale_tflite)
+    shutil.copy(shipped_record, stale_record)
+    assert json.loads(stale_record.read_text())["keras_sha256"] != __import__("hashlib").sha256(path.read_bytes()).hexdigest()
+
+    faces = np.random.default_rng(3).integers(0, 256, (4, 48, 48, 1)).astype("float32")
+    probabilities = EmotionRecognizer(path).classify(faces)
+    assert np.allclose(probabilities, keras_model.predict(faces, verbose=0), atol=1e-4)
+
+
+def test_the_shipped_litert_file_matches_the_shipped_model(shipped_model):
+    from emotion_recognition.classifier import beside_paths, file_sha256
+
+    import json
+
+    tflite, record = beside_paths(shipped_model)
+    assert tflite.is_file(), "emotion_detection.tflite must ship beside emotion_detection.keras"
+    assert json.loads(record.read_text())["keras_sha256"] == file_sha256(shipped_model)
