@@ -4,7 +4,11 @@
 Measures, for both:
   - classifier latency at batch 1 (median of many calls) and faces/s at batch 32;
   - end-to-end frames/s (face detection + classification of every face) on a generated 640x480 video
-    with four real faces per frame, and how many of those faces each pipeline finds.
+    with four real faces per frame, and how many of those faces each pipeline finds;
+  - a one-image run in a fresh process: seconds to the first result and peak memory;
+  - the soak: memory after 300 and after 3,000 frames of detection.
+And for this project, eight threads sharing one recognizer: calls per second, and whether every
+answer equals the single-threaded one.
 Frames are decoded once before timing, so both pipelines are timed on the same in-memory frames.
 
 The peer needs `pip install --no-deps fer==25.10.3 requests Pillow "setuptools<81"` (its full
@@ -137,12 +141,15 @@ def benchmark_project(model_path, frames, truth, crops, args):
     fps, detections = end_to_end(lambda frame: [f.box for f in recognizer.detect(frame)], frames, args.repeats)
     results.update(fps=fps, found=count_found(truth, detections))
 
-    keras_path = KerasClassifier(recognizer.model)
+    from emotion_recognition.model import load_model
+
+    keras_model = load_model(model_path)
+    keras_path = KerasClassifier(keras_model)
     one_f, batch_f = one[..., None].astype("float32"), batch[..., None].astype("float32")
     reference = {"name": "this project, Keras tf.function (for comparison)", "fps": None, "found": None,
                  "latency_ms": 1000 * median_seconds(lambda: keras_path(one_f), args.calls),
                  "faces_per_s": 32 / median_seconds(lambda: keras_path(batch_f), args.calls // 4)}
-    predict_ms = 1000 * median_seconds(lambda: recognizer.model.predict(one_f, verbose=0), args.calls // 4)
+    predict_ms = 1000 * median_seconds(lambda: keras_model.predict(one_f, verbose=0), args.calls // 4)
     reference["note"] = f"model.predict() at batch 1: {predict_ms:.1f} ms"
     return results, reference
 
@@ -165,6 +172,69 @@ def benchmark_fer(frames, truth, crops, args):
     return results
 
 
+ONE_IMAGE_PROJECT = [str(Path(__file__).resolve().parent.parent / "recognition.py"), "--image", "{image}", "--json",
+                     "--no-display"]
+ONE_IMAGE_FER = ["-c", "import sys, cv2; from fer.fer import FER; print(FER().detect_emotions(cv2.imread(sys.argv[1])))",
+                 "{image}"]
+
+
+def one_image_run(arguments, image):
+    """Wall seconds and peak memory (MB) of a fresh Python process that classifies one photo."""
+    import subprocess
+
+    command = [sys.executable, *[a.replace("{image}", str(image)) for a in arguments]]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode:
+        raise UserError(f"the one-image run failed ({' '.join(command)}); run it by hand to see why")
+    return seconds, usage.ru_maxrss / 1024  # Linux reports kilobytes
+
+
+def resident_mb():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def soak(detect, frames, checkpoints=(300, 3000)):
+    """Resident memory (MB) after each checkpoint's number of frames, cycling through the clip."""
+    memory, done = {}, 0
+    for checkpoint in checkpoints:
+        while done < checkpoint:
+            detect(frames[done % len(frames)])
+            done += 1
+        memory[checkpoint] = resident_mb()
+    return memory
+
+
+def threads_check(model_path, frames, crops, threads=8, calls=200):
+    """Eight threads share one recognizer; returns (calls/s, answers that differ from one thread's)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from emotion_recognition import EmotionRecognizer
+
+    recognizer = EmotionRecognizer(model_path)
+    frame, faces = frames[0], crops[:4]
+    expected_faces, expected_probabilities = recognizer.detect(frame), recognizer.classify(faces)
+
+    def worker(_):
+        wrong = 0
+        for _ in range(calls):
+            wrong += recognizer.detect(frame) != expected_faces
+            wrong += not np.array_equal(recognizer.classify(faces), expected_probabilities)
+        return wrong
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        wrong = sum(pool.map(worker, range(threads)))
+    return 2 * threads * calls / (time.perf_counter() - started), wrong
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -173,6 +243,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3, help="passes over the video; the median counts")
     parser.add_argument("--calls", type=int, default=400, help="classifier calls per latency figure")
     parser.add_argument("--skip-fer", action="store_true", help="measure this project only")
+    parser.add_argument("--soak-frames", type=int, default=3000, help="frames of the memory soak (0: none)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
@@ -181,11 +252,29 @@ def main(argv=None):
             video = Path(folder) / "four_faces.mp4"
             truth = make_video(video, args.frames)
             frames = read_frames(video)
+            from skimage import data
+
+            photo = Path(folder) / "astronaut.png"
+            cv2.imwrite(str(photo), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+            ours_start = one_image_run(ONE_IMAGE_PROJECT, photo)
+            fer_start = None if args.skip_fer else one_image_run(ONE_IMAGE_FER, photo)
         crops = face_crops(frames, 32)
         ours, keras_row = benchmark_project(args.model, frames, truth, crops, args)
+        ours["first_result_s"], ours["one_image_peak_mb"] = ours_start
         rows = [ours, keras_row]
         if not args.skip_fer:
             rows.append(benchmark_fer(frames, truth, crops, args))
+            rows[-1]["first_result_s"], rows[-1]["one_image_peak_mb"] = fer_start
+        checkpoints = (min(300, args.soak_frames), args.soak_frames) if args.soak_frames else ()
+        if checkpoints:
+            from emotion_recognition import EmotionRecognizer
+
+            ours["soak_mb"] = soak(EmotionRecognizer(args.model).detect, frames, checkpoints)
+            if not args.skip_fer:
+                from fer.fer import FER
+
+                rows[-1]["soak_mb"] = soak(FER().detect_emotions, frames, checkpoints)
+        ours["threads_calls_per_s"], ours["threads_wrong_answers"] = threads_check(args.model, frames, crops)
         total_faces = sum(len(t) for t in truth)
         if args.json:
             print(json.dumps({"frames": len(frames), "faces": total_faces, "cpus": os.cpu_count(), "rows": rows}))
@@ -198,6 +287,13 @@ def main(argv=None):
             found = f"{row['found']}/{total_faces}" if row.get("found") is not None else "-"
             print(f"{row['name']:<50} {row['latency_ms']:>10.2f} {row['faces_per_s']:>12.0f} {fps:>9} {found:>12}")
         print(keras_row["note"])
+        for row in (r for r in rows if "first_result_s" in r):
+            soaked = ", ".join(f"{mb:.0f} MB after {n} frames" for n, mb in row.get("soak_mb", {}).items())
+            print(f"{row['name']}: one image in a fresh process {row['first_result_s']:.2f} s, peak "
+                  f"{row['one_image_peak_mb']:.0f} MB" + (f"; soak: {soaked}" if soaked else ""))
+        print(f"8 threads x 200 calls each of detect() and classify() on one recognizer: "
+              f"{ours['threads_calls_per_s']:.0f} calls/s, {ours['threads_wrong_answers']} answers differing "
+              "from the single-threaded ones")
         if not args.skip_fer:
             peer = rows[-1]
             print(f"ratio, this project / fer: latency {peer['latency_ms'] / ours['latency_ms']:.1f}x faster, "

@@ -34,12 +34,24 @@ MAX_BATCH = 32
 INTERPRETER_THREADS = min(os.cpu_count() or 1, 4)
 
 
+# File descriptors belong to the whole process: two threads silencing them at once would each save
+# the other's /dev/null and "restore" it for good. One thread at a time.
+_NATIVE_OUTPUT_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def quiet_native_output():
     """Silence stdout and stderr at the file-descriptor level, where TensorFlow's C++ side writes.
 
     The converter and the runtime announce themselves there; --json output must stay clean.
     """
+    with _NATIVE_OUTPUT_LOCK:
+        with _native_output_silenced():
+            yield
+
+
+@contextlib.contextmanager
+def _native_output_silenced():
     sys.stdout.flush()
     sys.stderr.flush()
     saved = [os.dup(1), os.dup(2)]

@@ -61,7 +61,10 @@ class FaceDetector:
                                               minNeighbors=self.min_neighbors, minSize=(min_side, min_side))
         if len(boxes) == 0:
             return np.zeros((0, 4), dtype=np.int32)
-        return np.round(np.asarray(boxes, dtype=np.float64) / scale).astype(np.int32)
+        boxes = np.round(np.asarray(boxes, dtype=np.float64) / scale).astype(np.int32)
+        # OpenCV's parallel search returns the same faces in a varying order; left to right, then top
+        # to bottom, makes the answer for a frame always the same.
+        return boxes[np.lexsort((boxes[:, 1], boxes[:, 0]))]
 
 
 def to_gray(frame):
