@@ -172,25 +172,29 @@ def benchmark_fer(frames, truth, crops, args):
     return results
 
 
-ONE_IMAGE_PROJECT = [str(Path(__file__).resolve().parent.parent / "recognition.py"), "--image", "{image}", "--json",
-                     "--no-display"]
-ONE_IMAGE_FER = ["-c", "import sys, cv2; from fer.fer import FER; print(FER().detect_emotions(cv2.imread(sys.argv[1])))",
-                 "{image}"]
+# Each one-image run is a fresh Python that does the job and then reports its own peak memory
+# (VmHWM counts only what the process used after it started; wait4's figure would include the memory
+# of this benchmark, forked into the child before it became Python).
+ONE_IMAGE_PROJECT = ("import runpy, sys; sys.argv = [sys.argv[1], '--image', sys.argv[2], '--json', '--no-display']; "
+                     "runpy.run_path(sys.argv[0], run_name='__main__')")
+ONE_IMAGE_FER = "import sys, cv2; from fer.fer import FER; print(FER().detect_emotions(cv2.imread(sys.argv[2])))"
+REPORT_PEAK = ("; print('peak_kb', [line.split()[1] for line in open('/proc/self/status') "
+               "if line.startswith('VmHWM')][0], file=sys.stderr)")
 
 
-def one_image_run(arguments, image):
+def one_image_run(code, image):
     """Wall seconds and peak memory (MB) of a fresh Python process that classifies one photo."""
     import subprocess
 
-    command = [sys.executable, *[a.replace("{image}", str(image)) for a in arguments]]
+    script = str(Path(__file__).resolve().parent.parent / "recognition.py")
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
+    result = subprocess.run([sys.executable, "-c", code + REPORT_PEAK, script, str(image)],
+                            capture_output=True, text=True)
     seconds = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode:
-        raise UserError(f"the one-image run failed ({' '.join(command)}); run it by hand to see why")
-    return seconds, usage.ru_maxrss / 1024  # Linux reports kilobytes
+    peaks = [line.split()[1] for line in result.stderr.splitlines() if line.startswith("peak_kb")]
+    if result.returncode or not peaks:
+        raise UserError(f"the one-image run failed ({result.stderr.strip().splitlines()[-1:]}); run it by hand")
+    return seconds, int(peaks[0]) / 1024
 
 
 def resident_mb():
