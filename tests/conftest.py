@@ -111,3 +111,20 @@ def assert_clean_error(result, *words):
     assert lines[0].startswith("error: "), lines[0]
     for word in words:
         assert word in lines[0], (word, lines[0])
+
+
+def interrupt_after_first_epoch(command, state_file, sig=None, timeout=240):
+    """Start train.py, send it `sig` (SIGINT) once its first epoch is saved; return (process, stderr)."""
+    import json
+    import signal
+    import time
+
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + timeout
+    while time.time() < deadline and process.poll() is None:
+        if state_file.is_file() and json.loads(state_file.read_text()).get("epochs_done", 0) >= 1:
+            break
+        time.sleep(0.05)
+    process.send_signal(sig or signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    return process, stderr

@@ -1,15 +1,13 @@
 """train.py on several devices: the CPU split into two logical devices takes MirroredStrategy's path."""
 
 import json
-import signal
 import subprocess
 import sys
-import time
 
 import keras
 import numpy as np
 
-from conftest import ROOT, assert_clean_error, run_script
+from conftest import ROOT, assert_clean_error, interrupt_after_first_epoch, run_script
 
 
 def train_command(fer_folder, tmp_path, *extra):
@@ -33,15 +31,8 @@ def test_two_devices_train_a_model_that_honours_the_contract(fer_folder, tmp_pat
 
 def test_two_devices_interrupted_after_an_epoch_resume_and_finish(fer_folder, tmp_path):
     command = train_command(fer_folder, tmp_path, "--epochs", "3", "--devices", "2")
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     state_file = tmp_path / "run" / "state.json"
-    deadline = time.time() + 240
-    while time.time() < deadline and process.poll() is None:
-        if state_file.is_file() and json.loads(state_file.read_text()).get("epochs_done", 0) >= 1:
-            break
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
+    process, stderr = interrupt_after_first_epoch(command, state_file)
     assert process.returncode == 130 and "Traceback" not in stderr, stderr
     done = json.loads(state_file.read_text())["epochs_done"]
     assert 1 <= done < 3

@@ -4,12 +4,11 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 import keras
 import numpy as np
 
-from conftest import ROOT, assert_clean_error, run_script, weight_groups
+from conftest import ROOT, assert_clean_error, interrupt_after_first_epoch, run_script, weight_groups
 
 
 def test_train_one_epoch_writes_a_model_that_honours_the_contract(fer_folder, tmp_path):
@@ -51,15 +50,8 @@ def test_sigint_after_first_epoch_keeps_a_model_and_resume_finishes(fer_folder, 
     output, run_dir = tmp_path / "m.keras", tmp_path / "run"
     command = [sys.executable, str(ROOT / "train.py"), "--data", str(fer_folder), "--epochs", "4",
                "--output", str(output), "--run-dir", str(run_dir), "--quiet"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     state_file = run_dir / "state.json"
-    deadline = time.time() + 240
-    while time.time() < deadline and process.poll() is None:
-        if state_file.is_file() and json.loads(state_file.read_text()).get("epochs_done", 0) >= 1:
-            break
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
+    process, stderr = interrupt_after_first_epoch(command, state_file)
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr and "--resume" in stderr
 
@@ -86,13 +78,7 @@ def test_sigterm_is_handled_like_ctrl_c(fer_folder, tmp_path):
     run_dir = tmp_path / "run"
     command = [sys.executable, str(ROOT / "train.py"), "--data", str(fer_folder), "--epochs", "50",
                "--output", str(tmp_path / "m.keras"), "--run-dir", str(run_dir), "--quiet"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 240
-    state_file = run_dir / "state.json"
-    while time.time() < deadline and not (state_file.is_file() and json.loads(state_file.read_text())["epochs_done"]):
-        time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=120)
+    process, stderr = interrupt_after_first_epoch(command, run_dir / "state.json", sig=signal.SIGTERM)
     assert process.returncode == 130 and "Traceback" not in stderr
     from emotion_recognition.model import load_model
     load_model(run_dir / "last.keras")
