@@ -17,7 +17,7 @@ from emotion_recognition.errors import check_writable, friendly_errors
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description="Accuracy without and with test-time augmentation (the mirror image; 18 views), "
+        description="Accuracy without and with test-time augmentation (the mirror image; 18 views; ten crops), "
                     "per-class precision, recall and F1, macro F1, and a confusion-matrix PNG.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model", default=str(DEFAULT_MODEL_PATH), help="trained .keras model")
