@@ -1,64 +1,11 @@
 #!/usr/bin/env python3
 """Score a trained model on a labelled folder (one subfolder per emotion).
 
-    python evaluate.py                                   # the shipped model on dataset/FER2013/test
-    python evaluate.py --model my.keras --data DIR --json
+A thin front end for a clone; the same command is `emotion-evaluate` once the package is
+installed. Options and examples: python evaluate.py --help, and emotion_recognition/cli/evaluate.py.
 """
 
-import argparse
-import json
-import os
-import sys
-from pathlib import Path
-
-from emotion_recognition.config import DEFAULT_DATA_DIR, DEFAULT_MODEL_PATH
-from emotion_recognition.errors import check_writable, friendly_errors
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description="Accuracy without and with test-time augmentation (the mirror image; 18 views; ten crops), "
-                    "per-class precision, recall and F1, macro F1, and a confusion-matrix PNG.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--model", default=str(DEFAULT_MODEL_PATH), help="trained .keras model")
-    parser.add_argument("--data", default=str(DEFAULT_DATA_DIR / "test"),
-                        help="folder with one subfolder of images per emotion")
-    parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
-    parser.add_argument("--confusion-png", metavar="PATH",
-                        help="where the confusion matrix goes (default: <model>.confusion.png beside the model)")
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
-    return parser.parse_args(argv)
-
-
-def short_path(folder):
-    """The last two parts of a folder (FER2013/test): enough to name it, nothing about the machine."""
-    return "/".join(Path(folder).resolve().parts[-2:])
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    with friendly_errors(args.debug):
-        from emotion_recognition import data, evaluation
-        from emotion_recognition.model import load_model
-        from emotion_recognition.training import report_skipped
-
-        png = Path(args.confusion_png) if args.confusion_png else Path(args.model).with_suffix(".confusion.png")
-        check_writable(png, "--confusion-png")
-        model = load_model(args.model)
-        images, labels, skipped = data.load_split(args.data, verbose=not args.json)
-        report_skipped(skipped)
-        report = evaluation.evaluate(model, images, labels, batch_size=args.batch_size)
-        report.update(model=str(args.model), data=str(args.data), parameters=int(model.count_params()))
-        evaluation.plot_confusion_matrix(report["confusion_matrix"], png,
-                                         title=f"{Path(args.model).name} on {short_path(args.data)}")
-        if args.json:
-            print(json.dumps(report))
-        else:
-            print(evaluation.format_report(report, title=str(args.data)))
-            print(f"confusion matrix: {png}", file=sys.stderr)
-
+from emotion_recognition.cli.evaluate import main
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     main()

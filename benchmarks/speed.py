@@ -26,14 +26,12 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
 
-from emotion_recognition.config import DEFAULT_MODEL_PATH  # noqa: E402
-from emotion_recognition.errors import UserError, friendly_errors  # noqa: E402
+from emotion_recognition.config import DEFAULT_MODEL_PATH
+from emotion_recognition.errors import UserError, friendly_errors
 
 FRAME_SIZE = (640, 480)
 # Where the astronaut's face is in skimage.data.astronaut(), with some margin: x, y, w, h.
@@ -119,11 +117,12 @@ def end_to_end(detect, frames, repeats):
 
 
 def face_crops(frames, count):
-    from emotion_recognition.faces import FaceDetector, crop_faces, to_gray
+    from emotion_recognition.faces import FaceDetector
+    from emotion_recognition.preprocessing import faces_pixels, to_gray
     detector, crops = FaceDetector(), []
     for frame in frames:
         gray = to_gray(frame)
-        crops.extend(crop_faces(gray, detector.detect(gray)))
+        crops.extend(faces_pixels(gray, detector.detect(gray)))
         if len(crops) >= count:
             return np.stack(crops[:count])
     raise UserError("the generated video yielded too few faces to benchmark the classifier")

@@ -18,14 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as train.py does
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from emotion_recognition.config import DEFAULT_DATA_DIR, NUM_CLASSES  # noqa: E402
+from emotion_recognition.config import DEFAULT_DATA_DIR, NUM_CLASSES
 
 BATCH_SIZE = 64
 WARM_UP_STEPS = 20  # oneDNN picks and caches its kernels during the first steps

@@ -11,11 +11,9 @@ never TensorFlow (5 s and 600 MB). Only a model with no LiteRT form yet is conve
 TensorFlow, checked against Keras on a probe batch, and cached.
 """
 
-import contextlib
 import hashlib
 import json
 import os
-import sys
 import threading
 import warnings
 from pathlib import Path
@@ -24,7 +22,8 @@ import numpy as np
 
 from .config import INPUT_SHAPE, NUM_CLASSES
 from .errors import UserError
-from .files import check_model_file, write_atomic
+from .files import check_model_file, write_atomic, write_json_atomic
+from .runtime import native_output_silenced
 
 # The converted model must agree with Keras this closely on a probe batch, or it is not used.
 MAX_DEVIATION = 1e-4
@@ -32,43 +31,6 @@ MAX_DEVIATION = 1e-4
 MAX_BATCH = 32
 # Each interpreter's own threads; with an interpreter per calling thread, more would oversubscribe.
 INTERPRETER_THREADS = min(os.cpu_count() or 1, 4)
-
-
-# File descriptors belong to the whole process: two threads silencing them at once would each save
-# the other's /dev/null and "restore" it for good. One thread at a time.
-_NATIVE_OUTPUT_LOCK = threading.RLock()
-
-
-@contextlib.contextmanager
-def quiet_native_output():
-    """Silence stdout and stderr at the file-descriptor level, where TensorFlow's C++ side writes.
-
-    The converter and the runtime announce themselves there; --json output must stay clean.
-    """
-    with _NATIVE_OUTPUT_LOCK:
-        with _native_output_silenced():
-            yield
-
-
-@contextlib.contextmanager
-def _native_output_silenced():
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = [os.dup(1), os.dup(2)]
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 1)
-        os.dup2(devnull, 2)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in (*saved, devnull):
-            os.close(fd)
 
 
 def cache_dir():
@@ -119,7 +81,7 @@ class LiteRTClassifier:
             import tensorflow as tf
 
             Interpreter = tf.lite.Interpreter
-        with quiet_native_output():
+        with native_output_silenced():
             return Interpreter(model_content=self.flatbuffer, num_threads=self.threads)
 
     def _interpreter(self, batch):
@@ -127,7 +89,7 @@ class LiteRTClassifier:
         if batch not in interpreters:
             interpreter = self._new_interpreter()
             interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], (batch, *INPUT_SHAPE))
-            with quiet_native_output():  # "Created TensorFlow Lite XNNPACK delegate" and the like
+            with native_output_silenced():  # "Created TensorFlow Lite XNNPACK delegate" and the like
                 interpreter.allocate_tensors()
             interpreters[batch] = (interpreter, interpreter.get_input_details()[0]["index"],
                                    interpreter.get_output_details()[0]["index"])
@@ -165,15 +127,21 @@ def convert_to_litert(model):
     """The LiteRT flatbuffer of a Keras model (needs TensorFlow)."""
     import tensorflow as tf
 
-    with quiet_native_output():
+    with native_output_silenced():
         return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+
+
+def deviation_from_keras(flatbuffer, model):
+    """The largest difference between a LiteRT flatbuffer's and the Keras model's probabilities on a
+    fixed probe batch of random faces."""
+    probe = np.random.default_rng(0).integers(0, 256, (8, *INPUT_SHAPE)).astype(np.float32)
+    return float(np.abs(LiteRTClassifier(flatbuffer)(probe) - model.predict(probe, verbose=0)).max())
 
 
 def checked_conversion(model):
     """Convert `model` and check the result against Keras on a probe batch; raise if they disagree."""
     flatbuffer = convert_to_litert(model)
-    probe = np.random.default_rng(0).integers(0, 256, (8, *INPUT_SHAPE)).astype(np.float32)
-    deviation = float(np.abs(LiteRTClassifier(flatbuffer)(probe) - model.predict(probe, verbose=0)).max())
+    deviation = deviation_from_keras(flatbuffer, model)
     if deviation > MAX_DEVIATION:
         raise ValueError(f"the LiteRT conversion deviates from Keras by {deviation:.2g}")
     return flatbuffer
@@ -200,8 +168,7 @@ def write_litert_beside(model_path, flatbuffer=None):
     if flatbuffer is None:
         flatbuffer = checked_conversion(load_model(model_path))
     write_atomic(tflite, flatbuffer)
-    write_atomic(record, json.dumps({"keras_file": Path(model_path).name,
-                                      "keras_sha256": file_sha256(model_path)}, indent=2).encode() + b"\n")
+    write_json_atomic(record, {"keras_file": Path(model_path).name, "keras_sha256": file_sha256(model_path)})
     return tflite
 
 
@@ -230,3 +197,18 @@ def load_classifier(model_path):
     except OSError:
         pass  # a read-only cache only costs the conversion again next time
     return LiteRTClassifier(flatbuffer)
+
+
+def export_litert(model_path, destination):
+    """Write the LiteRT form the recognizer uses for a .keras model to `destination`, after checking it
+    against Keras once more. Returns the largest deviation found (needs TensorFlow)."""
+    from .model import load_model
+
+    model = load_model(model_path)
+    flatbuffer = matching_litert(model_path, file_sha256(model_path)) or convert_to_litert(model)
+    deviation = deviation_from_keras(flatbuffer, model)
+    if deviation > MAX_DEVIATION:
+        raise UserError(f"the LiteRT form of {model_path} deviates from Keras by {deviation:.2g} (more than "
+                        f"{MAX_DEVIATION:g}); it was not written")
+    write_atomic(destination, flatbuffer)
+    return deviation

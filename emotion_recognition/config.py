@@ -11,9 +11,14 @@ NUM_CLASSES = len(CLASS_NAMES)
 IMAGE_SIZE = 48
 INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
 
-# Paths resolve from this file, never from the working directory.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL_PATH = PROJECT_ROOT / "emotion_detection.keras"
+# Paths resolve from this file, never from the working directory. The shipped model is package data,
+# so an installed package finds it too; the dataset and training runs belong to a clone.
+PACKAGE_DIR = Path(__file__).resolve().parent
+MODELS_DIR = PACKAGE_DIR / "models"
+DEFAULT_MODEL_PATH = MODELS_DIR / "emotion_detection.keras"
+PROJECT_ROOT = PACKAGE_DIR.parent
 DEFAULT_DATA_DIR = PROJECT_ROOT / "dataset" / "FER2013"
+DEFAULT_RUNS_DIR = PROJECT_ROOT / "runs"
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+# What a trained .keras file records about itself (see files.py), beside Keras' own entries.
+MODEL_RECORD_NAME = "emotion_recognition.json"

@@ -4,13 +4,14 @@ The layout is `<data>/{train,test}/<emotion>/<image>`, as this project documents
 Kaggle ships it. Nothing here depends on how many images there are.
 """
 
+import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from .config import CLASS_NAMES, IMAGE_SIZE
 from .errors import UserError
+from .preprocessing import decode_image, face_pixels, to_gray
 
 # The validation slice of train/ belongs to the data, not to a run: every run, whatever its --seed,
 # picks its best epoch on the same faces, so recipes can be compared on them.
@@ -51,7 +52,7 @@ def check_dataset(data_dir, splits=("train", "test")):
     if not data_dir.is_dir():
         raise UserError(
             f"dataset folder {data_dir} not found; unpack FER2013 there so that it holds train/ and "
-            "test/ (see dataset/README.md), or pass --data DIR")
+            "test/ (see dataset/README.md)", reason="no-dataset")
     for split in splits:
         if not (data_dir / split).is_dir():
             raise UserError(
@@ -66,14 +67,13 @@ def _image_candidates(folder):
 
 
 def read_face(path):
-    """Read one image file as a 48x48 uint8 grayscale array, or None if it is not a readable image."""
-    data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
-    if image is None:
+    """Read one image file as a 48x48 uint8 grayscale face (the whole image is the face), or None if
+    it is not a readable image. The recognizer prepares the faces it finds the same way."""
+    try:
+        image = decode_image(Path(path).read_bytes())
+    except OSError:
         return None
-    if image.shape != (IMAGE_SIZE, IMAGE_SIZE):
-        image = cv2.resize(image, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
-    return image
+    return None if image is None else face_pixels(to_gray(image))
 
 
 def load_split(split_dir, verbose=True):
@@ -108,7 +108,7 @@ def load_split(split_dir, verbose=True):
 def stratified_split(labels, fraction, seed):
     """Split indices into (train, validation) so every class keeps its share in both parts."""
     if not 0.0 < fraction < 1.0:
-        raise UserError(f"--val-split must be between 0 and 1 (exclusive), not {fraction}")
+        raise UserError(f"the validation share must be between 0 and 1 (exclusive), not {fraction}")
     rng = np.random.default_rng(seed)
     train_idx, val_idx = [], []
     for label in np.unique(labels):
@@ -123,3 +123,10 @@ def stratified_split(labels, fraction, seed):
 
 def class_counts(labels):
     return np.bincount(labels, minlength=len(CLASS_NAMES))
+
+
+def report_skipped(skipped):
+    """One warning line on stderr naming (the first few of) the files load_split skipped."""
+    if skipped:
+        shown = ", ".join(str(p) for p in skipped[:3]) + (" ..." if len(skipped) > 3 else "")
+        print(f"warning: skipped {len(skipped)} file(s) that are not readable images: {shown}", file=sys.stderr)

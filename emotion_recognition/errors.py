@@ -9,27 +9,33 @@ from pathlib import Path
 class UserError(Exception):
     """A problem with the user's input (a missing file, a bad folder, ...).
 
-    Its message is one line that names the file or folder and says what to do. The command-line
-    scripts print it without a traceback and exit with `exit_code` (2 unless said otherwise).
+    Its message is one line that names the file or folder and says what to do, in terms of the
+    library. `reason` names the kind of problem, so that a command-line front end can add advice in
+    terms of its own options (friendly_errors' `advice`). The scripts print it without a traceback
+    and exit with `exit_code` (2 unless said otherwise).
     """
 
-    def __init__(self, message, exit_code=2):
+    def __init__(self, message, exit_code=2, reason=None):
         super().__init__(message)
         self.exit_code = exit_code
+        self.reason = reason
 
 
 @contextmanager
-def friendly_errors(debug=False):
+def friendly_errors(debug=False, advice=None):
     """Turn UserError (and Ctrl-C) into one clear line on stderr and a non-zero exit.
 
-    With debug=True the full traceback is shown instead, for bug reports.
+    advice maps an error's `reason` to what the user of this command should do, in the command's
+    own terms (its options), appended to the message. With debug=True the full traceback is shown
+    instead, for bug reports.
     """
     try:
         yield
     except UserError as error:
         if debug:
             raise
-        print(f"error: {error}", file=sys.stderr)
+        extra = (advice or {}).get(error.reason)
+        print(f"error: {error}" + (f"; {extra}" if extra else ""), file=sys.stderr)
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
         if debug:
@@ -38,8 +44,10 @@ def friendly_errors(debug=False):
         sys.exit(130)
 
 
-def check_writable(path, option="--output"):
-    """Raise UserError unless a file can be written at `path` (its folder must exist)."""
+def check_writable(path, option="output path"):
+    """Raise UserError unless a file can be written at `path` (its folder must exist).
+
+    option names what the path was given as (a command-line option, in a script)."""
     path = Path(path)
     parent = path.parent
     if not parent.is_dir():
@@ -48,7 +56,7 @@ def check_writable(path, option="--output"):
         raise UserError(f"cannot write {path}: permission denied; choose another {option}")
 
 
-def ensure_folder(folder, option):
+def ensure_folder(folder, option="folder"):
     """Create `folder` if needed; raise UserError if that fails or it cannot be written into."""
     folder = Path(folder)
     try:

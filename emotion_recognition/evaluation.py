@@ -119,8 +119,8 @@ def format_report(report, title="test"):
     return "\n".join(lines)
 
 
-def plot_confusion_matrix(matrix, path, title="Confusion matrix"):
-    """Save a row-normalised confusion matrix (recall on the diagonal) as a PNG."""
+def plot_confusion_matrix(matrix, title="Confusion matrix"):
+    """A row-normalised confusion matrix (recall on the diagonal) as a Matplotlib Figure."""
     # A bare Figure needs no GUI backend and leaves pyplot's (a notebook's inline one) alone.
     from matplotlib.figure import Figure
 
@@ -140,4 +140,4 @@ def plot_confusion_matrix(matrix, path, title="Confusion matrix"):
             axes.text(j, i, f"{normalised[i, j]:.2f}\n({int(matrix[i, j])})", ha="center", va="center",
                       fontsize=7, color="white" if normalised[i, j] > 0.5 else "black")
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    return figure

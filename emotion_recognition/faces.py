@@ -9,7 +9,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .config import IMAGE_SIZE
 from .errors import UserError
 
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
@@ -65,22 +64,3 @@ class FaceDetector:
         # OpenCV's parallel search returns the same faces in a varying order; left to right, then top
         # to bottom, makes the answer for a frame always the same.
         return boxes[np.lexsort((boxes[:, 1], boxes[:, 0]))]
-
-
-def to_gray(frame):
-    """A grayscale uint8 copy of a BGR, BGRA or grayscale frame."""
-    if frame.ndim == 2:
-        return frame
-    if frame.shape[2] == 4:
-        return cv2.cvtColor(frame, cv2.COLOR_BGRA2GRAY)
-    if frame.shape[2] == 1:
-        return frame[:, :, 0]
-    return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-
-
-def crop_faces(gray, boxes):
-    """48x48 uint8 crops of the boxes, shaped (n, 48, 48), ready for the classifier."""
-    crops = np.empty((len(boxes), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
-    for i, (x, y, w, h) in enumerate(boxes):
-        crops[i] = cv2.resize(gray[y:y + h, x:x + w], (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
-    return crops

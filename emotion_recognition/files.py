@@ -1,11 +1,14 @@
-"""Files written so that a crash midway never leaves a truncated one, and model files checked
-before anything heavy is imported."""
+"""Files written so that a crash midway never leaves a truncated one, and what a model file records
+about itself, checked before anything heavy is imported."""
 
+import io
+import json
 import os
 import tempfile
 import zipfile
 from pathlib import Path
 
+from .config import CLASS_NAMES, INPUT_SHAPE, MODEL_RECORD_NAME
 from .errors import UserError
 
 
@@ -46,11 +49,55 @@ def write_atomic(path, content):
     replace_atomic(path, lambda name: Path(name).write_bytes(data))
 
 
+def write_json_atomic(path, value):
+    write_atomic(path, json.dumps(value, indent=2) + "\n")
+
+
+def save_figure(figure, path, dpi=110):
+    """Write a Matplotlib figure as an image file (its format from the suffix), atomically."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=Path(path).suffix.lstrip(".") or "png", dpi=dpi)
+    write_atomic(path, buffer.getvalue())
+
+
+# --- What a model file says about itself ----------------------------------------------------------
+
+def model_record():
+    """The record this project adds to every .keras file it writes: the labels and the input contract."""
+    return {
+        "class_names": list(CLASS_NAMES),
+        "input_shape": list(INPUT_SHAPE),
+        "input_pixels": "grayscale, raw values 0-255 (the model rescales them itself)",
+        "output": "softmax probabilities in class_names order",
+    }
+
+
+def add_model_record(keras_file):
+    """Append the record to a freshly written .keras archive (Keras ignores entries it does not know)."""
+    with zipfile.ZipFile(keras_file, "a") as archive:
+        archive.writestr(MODEL_RECORD_NAME, json.dumps(model_record(), indent=2))
+
+
+def read_model_record(keras_file):
+    """The record inside a .keras file, or None for a model saved before records existed."""
+    with zipfile.ZipFile(keras_file) as archive:
+        if MODEL_RECORD_NAME not in archive.namelist():
+            return None
+        try:
+            return json.loads(archive.read(MODEL_RECORD_NAME))
+        except ValueError:
+            return {}
+
+
 def check_model_file(path):
-    """Raise UserError unless `path` is an existing .keras archive (a zip file)."""
+    """Raise UserError unless `path` is a .keras archive whose recorded labels (if any) are ours."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"model file {path} not found; train one with 'python train.py', or use the "
-                        "shipped emotion_detection.keras")
+        raise UserError(f"model file {path} not found; train one, or use the shipped emotion_detection.keras")
     if not zipfile.is_zipfile(path):
         raise UserError(f"cannot load model file {path}: it is not a Keras .keras file (not a zip archive)")
+    record = read_model_record(path)
+    if record is not None and record.get("class_names") != list(CLASS_NAMES):
+        raise UserError(f"model file {path} predicts the classes {record.get('class_names')}, not this project's "
+                        f"{list(CLASS_NAMES)} in that order; its answers would be mislabelled")
+    return record

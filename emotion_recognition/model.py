@@ -12,7 +12,7 @@ from keras import layers
 
 from .config import CLASS_NAMES, INPUT_SHAPE, NUM_CLASSES
 from .errors import UserError
-from .files import check_model_file, replace_atomic
+from .files import add_model_record, check_model_file, replace_atomic
 
 # Channels of the first of four convolution stages; each later stage doubles them, which keeps the
 # arithmetic per stage about equal. Measured fit() speed on a 2-core AVX2 CPU with 40-px crops,
@@ -123,15 +123,18 @@ def check_contract(model, source="model"):
     if input_shape is None or input_shape[1:] != INPUT_SHAPE:
         raise UserError(
             f"{source} takes input {model.input_shape}, but this project needs (None, *{INPUT_SHAPE}) "
-            "grayscale faces; train a compatible model with 'python train.py'")
+            "grayscale faces; train a compatible model")
     if output_shape is None or output_shape[1:] != (NUM_CLASSES,):
         raise UserError(
             f"{source} returns {model.output_shape}, but this project needs {NUM_CLASSES} "
-            f"probabilities ({', '.join(CLASS_NAMES)}); train a compatible model with 'python train.py'")
+            f"probabilities ({', '.join(CLASS_NAMES)}); train a compatible model")
 
 
 def load_model(path, compile=False):
-    """Load a .keras model safely (no arbitrary code) and check it honours the contract."""
+    """Load a .keras model safely (no arbitrary code) and check it honours the contract.
+
+    A model that records other class names, or another order, is refused before Keras reads it.
+    """
     path = Path(path)
     check_model_file(path)
     try:
@@ -146,11 +149,17 @@ def load_model(path, compile=False):
 
 
 def save_model_atomic(model, path, include_optimizer=True):
-    """Write a .keras file so that a crash midway never leaves a truncated file at `path`."""
+    """Write a .keras file, with the project's record of labels and input inside (files.model_record),
+    so that a crash midway never leaves a truncated file at `path`."""
     # Without optimizer state: a third of the size, and all that inference needs.
     to_save = model if include_optimizer else _without_optimizer(model)
+
+    def write(name):
+        keras.saving.save_model(to_save, name)
+        add_model_record(name)
+
     # Keras insists on the .keras suffix, so the temporary file keeps it.
-    replace_atomic(path, lambda name: keras.saving.save_model(to_save, name), suffix=".tmp.keras")
+    replace_atomic(path, write, suffix=".tmp.keras")
 
 
 def _without_optimizer(model):

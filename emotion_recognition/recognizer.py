@@ -17,7 +17,10 @@ import numpy as np
 
 from .classifier import load_classifier
 from .config import CLASS_NAMES, DEFAULT_MODEL_PATH, IMAGE_SIZE, INPUT_SHAPE
-from .faces import FaceDetector, crop_faces, to_gray
+
+MAX_PIXEL = 255
+from .faces import FaceDetector
+from .preprocessing import faces_pixels, to_gray
 
 
 @dataclass
@@ -34,6 +37,20 @@ class Face:
 
     def to_dict(self):
         return asdict(self)
+
+
+def check_pixel_range(faces):
+    """Raise ValueError unless `faces` can be raw grayscale pixels 0-255."""
+    if faces.dtype == np.uint8:
+        return
+    if not (np.issubdtype(faces.dtype, np.number) and not np.issubdtype(faces.dtype, np.complexfloating)):
+        raise ValueError(f"faces must be numbers (uint8 pixels 0-255), got dtype {faces.dtype}")
+    low, high = float(faces.min()), float(faces.max())
+    if not (np.isfinite(low) and np.isfinite(high)) or low < 0 or high > MAX_PIXEL:
+        raise ValueError(f"faces must hold raw pixel values 0-{MAX_PIXEL}, got values from {low:g} to {high:g}")
+    if np.issubdtype(faces.dtype, np.floating) and high <= 1.0:
+        raise ValueError("faces look normalised already (every value within 0-1); pass raw pixels 0-255, "
+                         "the model rescales them itself")
 
 
 class EmotionRecognizer:
@@ -63,7 +80,12 @@ class EmotionRecognizer:
             return self._given_detector.detect(gray)
 
     def classify(self, faces):
-        """Probabilities (n, 7) for uint8 grayscale 48x48 crops shaped (n, 48, 48) or (n, 48, 48, 1)."""
+        """Probabilities (n, 7) for grayscale 48x48 faces shaped (n, 48, 48) or (n, 48, 48, 1).
+
+        Faces are raw pixels 0-255 (uint8, or floats on that scale), as preprocessing.face_pixels
+        makes them: the model rescales them itself. Faces already scaled to 0-1 are refused, since
+        the model would see them as nearly black and answer with confident nonsense.
+        """
         faces = np.asarray(faces)
         if faces.ndim == 2:
             raise ValueError("classify() takes a batch of faces (n, 48, 48); wrap one face as faces[None]")
@@ -74,6 +96,7 @@ class EmotionRecognizer:
                              f"{IMAGE_SIZE}, 1), got {faces.shape}")
         if len(faces) == 0:
             return np.zeros((0, len(CLASS_NAMES)), dtype=np.float32)
+        check_pixel_range(faces)
         return self.classifier(faces.astype(np.float32))
 
     def detect(self, frame):
@@ -82,7 +105,7 @@ class EmotionRecognizer:
         boxes = self._find_faces(gray)
         if len(boxes) == 0:
             return []
-        probabilities = self.classify(crop_faces(gray, boxes))
+        probabilities = self.classify(faces_pixels(gray, boxes))
         return [
             Face(box=tuple(int(v) for v in box), emotion=CLASS_NAMES[int(p.argmax())],
                  confidence=float(p.max()), probabilities=dict(zip(CLASS_NAMES, map(float, p))))

@@ -1,28 +1,26 @@
-"""Training: the recipe, the augmentation, checkpoints that survive interruption, and the report.
+"""Training: the recipe, the run from its first epoch (or where it stopped) to the published model.
 
-`train.py` is the command-line front end; everything it does is here so a notebook can do it too.
+The command-line front end is emotion_recognition/cli/train.py; everything it does is here, so a
+notebook can do it too. How a run's files survive interruption is runs.py.
 """
 
-import contextlib
-import json
-import os
-import signal
+import dataclasses
 import sys
-import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from . import data, evaluation
 from .augmentation import AugmentedFaces, image_data_generator
 from .devices import choose_devices, set_precision, uses_mixed_precision
-from .config import CLASS_NAMES, DEFAULT_DATA_DIR, DEFAULT_MODEL_PATH, IMAGE_SIZE, NUM_CLASSES
+from .config import (CLASS_NAMES, DEFAULT_DATA_DIR, DEFAULT_MODEL_PATH, DEFAULT_RUNS_DIR, IMAGE_SIZE, MODELS_DIR,
+                     NUM_CLASSES)
 from .errors import UserError, ensure_folder
-from .model import (BASE_WIDTH, DENSE_DROPOUT, DENSE_UNITS, STAGE_DROPOUT, build_model, copy_weights,
-                    load_model, save_model_atomic)
+from .files import save_figure, write_json_atomic
+from .model import BASE_WIDTH, DENSE_DROPOUT, DENSE_UNITS, STAGE_DROPOUT, build_model, load_model, save_model_atomic
+from .runs import DeferredInterrupts, EpochCheckpoint, RunFiles, RunState
 
 OPTIMIZERS = ("sgd", "adamw")
 
@@ -33,7 +31,7 @@ class TrainConfig:
 
     data: str = str(DEFAULT_DATA_DIR)
     output: str = str(DEFAULT_MODEL_PATH)
-    run_dir: str = ""              # checkpoints and logs; default: runs/<output name>/ beside the output
+    run_dir: str = ""              # checkpoints and logs; default: runs/<output name>/ (resolved_run_dir)
     epochs: int = 60               # about two hours on a 2-core CPU (121 min for the shipped run)
     batch_size: int = 64           # small batches regularise; larger ones gained no speed on 2 cores
     val_split: float = 0.1         # a stratified slice of train/ for model selection; test/ stays unseen
@@ -53,10 +51,12 @@ class TrainConfig:
     random_erasing: float = 0.5    # chance that a training face gets a random patch blanked out
 
     def resolved_run_dir(self):
+        """run_dir, or runs/<output name>/ beside the output (the clone's runs/ for the shipped model)."""
         if self.run_dir:
             return Path(self.run_dir)
         output = Path(self.output)
-        return output.parent / "runs" / output.stem
+        runs = DEFAULT_RUNS_DIR if output.parent.resolve() == MODELS_DIR else output.parent / "runs"
+        return runs / output.stem
 
 
 # What a resumed run takes from its own log rather than from the command line.
@@ -120,157 +120,73 @@ def compile_model(model, config, steps_per_epoch):
     )
 
 
-class RunState:
-    """The files of one run: last checkpoint (with optimizer), best model so far, and a JSON log."""
+def resumed_config(config, saved):
+    """The config a resumed run trains with: the caller's, with the recipe the run was started with.
 
-    def __init__(self, run_dir):
-        self.dir = Path(run_dir)
-        self.last = self.dir / "last.keras"
-        self.best = self.dir / "best.keras"
-        self.state_file = self.dir / "state.json"
-
-    def exists(self):
-        return self.state_file.is_file() and self.last.is_file()
-
-    def read(self):
-        try:
-            return json.loads(self.state_file.read_text())
-        except (OSError, ValueError) as error:
-            raise UserError(f"cannot read {self.state_file} ({error}); start a new run with --restart") from error
-
-    def write(self, state):
-        tmp = self.state_file.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(state, indent=2))
-        os.replace(tmp, self.state_file)
-
-
-class DeferredInterrupts:
-    """Ctrl-C and SIGTERM stop training, but never in the middle of writing an epoch's files."""
-
-    def __init__(self):
-        self.saving = False
-        self.pending = False
-
-    def handle(self, signum, frame):
-        if self.saving:
-            self.pending = True
-        else:
-            raise KeyboardInterrupt
-
-    @contextlib.contextmanager
-    def shielded(self):
-        self.saving = True
-        try:
-            yield
-        finally:
-            self.saving = False
-        if self.pending:
-            raise KeyboardInterrupt
-
-    @contextlib.contextmanager
-    def installed(self):
-        previous = {sig: signal.signal(sig, self.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield self
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-
-class EpochCheckpoint(keras.callbacks.Callback):
-    """After every epoch: the last checkpoint, the best model by validation accuracy, and the log.
-
-    Every file is written to a temporary name first and then renamed, and signals wait until all
-    of them are written, so an interruption at any moment leaves complete files in place.
+    A field missing from an older run's log keeps the value that run was made with: the default.
+    Options the caller set that the run overrides are named in a warning; `config` is not changed.
     """
-
-    def __init__(self, run, state, interrupts, published_form):
-        super().__init__()
-        self.run, self.state, self.interrupts = run, state, interrupts
-        # The best model is saved in its published form (float32, Keras' own crop layer).
-        self.published_form = published_form
-        self.epoch_started = time.time()
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch_started = time.time()
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = {key: float(value) for key, value in (logs or {}).items()}
-        logs["seconds"] = time.time() - self.epoch_started
-        self.state["history"].append(logs)
-        self.state["epochs_done"] = epoch + 1
-        self.state["train_seconds"] = self.state.get("train_seconds", 0.0) + logs["seconds"]
-        with self.interrupts.shielded():
-            save_model_atomic(self.model, self.run.last)
-            if logs.get("val_accuracy", -1) > self.state.get("best_val_accuracy", -1):
-                self.state["best_val_accuracy"] = logs["val_accuracy"]
-                self.state["best_epoch"] = epoch + 1
-                save_model_atomic(copy_weights(self.model, self.published_form), self.run.best,
-                                  include_optimizer=False)
-            self.run.write(self.state)
+    recipe, ignored = {}, []
+    for name in RECIPE_FIELDS:
+        default = getattr(TrainConfig, name)
+        value = type(default)(saved.get(name, default))
+        asked = getattr(config, name)
+        if asked != default and asked != value:
+            ignored.append(f"{name} {asked} (the run has {value})")
+        recipe[name] = value
+    if ignored:
+        print(f"warning: a resumed run keeps the recipe it started with; ignoring {', '.join(ignored)}. "
+              "Restart the run, or use another run folder, to train with a new recipe", file=sys.stderr)
+    return dataclasses.replace(config, **recipe)
 
 
 def train(config, resume=False, restart=False, verbose=1, devices=None, mixed_precision="auto"):
-    """Train, evaluate on test/, and write the model, its metrics JSON and its training-curve PNG.
+    """Train, then publish the best epoch to config.output and score it (publish_and_score).
 
     verbose follows Keras: 1 progress bars (a terminal), 2 one line per epoch (notebooks, log
     files), 0 nothing but the summaries. devices: how many to train on (devices.choose_devices; None
     is every GPU, else the CPU); config.batch_size is per device. mixed_precision: "auto" (on for
-    GPUs), "on" or "off"; a resumed run keeps the precision it started with.
+    GPUs), "on" or "off"; a resumed run keeps the precision it started with. Returns the metrics.
     """
     # Devices first: splitting the CPU into logical devices must come before TensorFlow runs anything.
     hardware = choose_devices(devices)
-    run = RunState(config.resolved_run_dir())
+    files = RunFiles(config.resolved_run_dir())
     if resume:
-        if not run.exists():
-            raise UserError(f"nothing to resume in {run.dir}; start a new run without --resume")
-        state = run.read()
-        saved = state["config"]
-        # The schedule, the split and the recipe belong to the run, so a resumed run keeps them
-        # (a field missing from an older run's log keeps the value that run was made with: the default).
-        ignored = []
-        for name in RECIPE_FIELDS:
-            default = getattr(TrainConfig, name)
-            value = type(default)(saved.get(name, default))
-            asked = getattr(config, name)
-            if asked != default and asked != value:
-                ignored.append(f"--{name.replace('_', '-')} {asked} (the run has {value})")
-            setattr(config, name, value)
-        if ignored:
-            print(f"warning: a resumed run keeps the recipe it started with; ignoring {', '.join(ignored)}. "
-                  "Use --restart (or another --run-dir) to train with a new recipe", file=sys.stderr)
-    elif run.exists() and not restart:
-        done = run.read().get("epochs_done", 0)
-        raise UserError(
-            f"{run.dir} already holds a run ({done} epochs done); continue it with --resume, or pass "
-            "--restart to discard it and start over")
+        if not files.exists():
+            raise UserError(f"nothing to resume in {files.dir}", reason="nothing-to-resume")
+        state = files.read()
+        config = resumed_config(config, state.config)
+    elif files.exists() and not restart:
+        raise UserError(f"{files.dir} already holds a run ({files.read().epochs_done} epochs done)",
+                        reason="run-exists")
     else:
-        state = {"config": asdict(config), "epochs_done": 0, "history": [], "train_seconds": 0.0}
+        state = RunState(config=asdict(config))
 
     mixed = uses_mixed_precision(mixed_precision, hardware)
-    if "mixed_precision" in state and state["mixed_precision"] != mixed:
+    if state.mixed_precision is not None and state.mixed_precision != mixed:
         if mixed_precision != "auto":
-            print(f"warning: a resumed run keeps its precision; ignoring --mixed-precision {mixed_precision}",
+            print(f"warning: a resumed run keeps its precision; ignoring mixed precision {mixed_precision!r}",
                   file=sys.stderr)
-        mixed = state["mixed_precision"]
-    state["mixed_precision"] = mixed
+        mixed = state.mixed_precision
+    state.mixed_precision = mixed
     # The global batch belongs to the run (its schedule counts steps of it); devices share it out.
-    global_batch = state.setdefault("global_batch", config.batch_size * hardware.count)
+    if state.global_batch is None:
+        state.global_batch = config.batch_size * hardware.count
+    global_batch = state.global_batch
     if global_batch % hardware.count:
         raise UserError(f"this run trains on batches of {global_batch} faces, which {hardware.count} devices "
                         "cannot share evenly; resume it on a number of devices that divides it")
-    state["devices"] = list(hardware.names)
+    state.devices = list(hardware.names)
 
     data.check_dataset(config.data)
     if restart:
-        for stale in (run.last, run.best, run.state_file):
-            stale.unlink(missing_ok=True)
+        files.discard()
     # Find out now, not after hours of training, that the results cannot be written.
-    ensure_folder(Path(config.output).parent, "--output")
-    ensure_folder(run.dir, "--run-dir")
+    ensure_folder(Path(config.output).parent, "output folder")
+    ensure_folder(files.dir, "run folder")
     print(f"Reading {Path(config.data) / 'train'} ...")
     images, labels, skipped = data.load_split(Path(config.data) / "train", verbose=verbose == 1)
-    report_skipped(skipped)
+    data.report_skipped(skipped)
     train_idx, val_idx = data.stratified_split(labels, config.val_split, data.VALIDATION_SEED)
     print(f"{len(train_idx)} training and {len(val_idx)} validation images; "
           "per class: " + ", ".join(f"{n} {c}" for n, c in zip(CLASS_NAMES, data.class_counts(labels))))
@@ -284,96 +200,85 @@ def train(config, resume=False, restart=False, verbose=1, devices=None, mixed_pr
     y_val = keras.utils.to_categorical(labels[val_idx], NUM_CLASSES)
     weights = class_sample_weights(labels[train_idx], config.class_weight_power)
     steps_per_epoch = int(np.ceil(len(x_train) / global_batch))
-    state["train_images"] = int(len(x_train))
+    state.train_images = int(len(x_train))
     print(f"Training on {hardware.describe()}: {global_batch // hardware.count} faces per device, "
           f"{global_batch} per step" + (", mixed precision (float16)" if mixed else ""))
 
-    keras.utils.set_random_seed(config.seed + state["epochs_done"])
+    keras.utils.set_random_seed(config.seed + state.epochs_done)
     published_form = make_model(config, published=True)  # built before the policy changes: float32
     set_precision(mixed)
     try:
         with hardware.strategy.scope():
             if resume:
-                model = load_model(run.last, compile=True)
-                print(f"Resuming {run.dir} after epoch {state['epochs_done']} of {config.epochs}")
+                model = load_model(files.last, compile=True)
+                print(f"Resuming {files.dir} after epoch {state.epochs_done} of {config.epochs}")
             else:
                 model = make_model(config)
                 compile_model(model, config, steps_per_epoch)
     finally:
         set_precision(False)  # the policy is global; leave it as found for the caller
-    run.write(state)
+    files.write(state)
 
     # Seeded by the epoch it starts at, so a resumed run continues the stream rather than replaying it.
-    batches = make_batches(config, x_train, y_train, weights, first_epoch=state["epochs_done"],
+    batches = make_batches(config, x_train, y_train, weights, first_epoch=state.epochs_done,
                            batch_size=global_batch, devices=hardware.count)
     interrupts = DeferredInterrupts()
     try:
         with interrupts.installed():
-            if state["epochs_done"] < config.epochs:
+            if state.epochs_done < config.epochs:
                 model.fit(batches, validation_data=(x_val, y_val), validation_batch_size=global_batch,
-                          epochs=config.epochs,
-                          initial_epoch=state["epochs_done"], callbacks=[EpochCheckpoint(run, state, interrupts, published_form)],
-                          verbose=verbose)
+                          epochs=config.epochs, initial_epoch=state.epochs_done,
+                          callbacks=[EpochCheckpoint(files, state, interrupts, published_form)], verbose=verbose)
     except KeyboardInterrupt:
-        state = run.read() if run.state_file.is_file() else state
-        if not state["epochs_done"]:
-            raise UserError("training interrupted before its first epoch finished; nothing to keep, "
-                            "start again with --restart", exit_code=130) from None
-        raise UserError(
-            f"training interrupted after {state['epochs_done']} finished epoch(s); the best model so "
-            f"far is {run.best} and 'python train.py --resume' (with the same --output/--run-dir) "
-            "continues from the last checkpoint", exit_code=130) from None
+        state = files.read() if files.state_file.is_file() else state
+        if not state.epochs_done:
+            raise UserError("training interrupted before its first epoch finished; nothing to keep",
+                            exit_code=130, reason="interrupted-early") from None
+        raise UserError(f"training interrupted after {state.epochs_done} finished epoch(s); the best model so "
+                        f"far is {files.best}, and resuming the run continues from the last checkpoint",
+                        exit_code=130, reason="interrupted") from None
 
-    return finish(config, run, state, verbose)
-
-
-def report_skipped(skipped):
-    if skipped:
-        shown = ", ".join(str(p) for p in skipped[:3]) + (" ..." if len(skipped) > 3 else "")
-        print(f"warning: skipped {len(skipped)} file(s) that are not readable images: {shown}", file=sys.stderr)
+    return publish_and_score(config, files, state, verbose)
 
 
-def finish(config, run, state, verbose=1):
-    """Publish the best model to --output, score it on test/, and write the metrics and curves."""
-    if not run.best.is_file():
-        raise UserError(f"{run.best} is missing; the run has no finished epoch to publish")
+def publish_and_score(config, files, state, verbose=1):
+    """Copy the run's best epoch to config.output, score it once on test/, and write its metrics
+    JSON and training-curve PNG beside it. Returns the metrics."""
+    if not files.best.is_file():
+        raise UserError(f"{files.best} is missing; the run has no finished epoch to publish")
     output = Path(config.output)
-    best = load_model(run.best)
+    best = load_model(files.best)
     save_model_atomic(best, output, include_optimizer=False)
 
-    print(f"Scoring the best epoch ({state.get('best_epoch')}) on {Path(config.data) / 'test'} ...")
+    print(f"Scoring the best epoch ({state.best_epoch}) on {Path(config.data) / 'test'} ...")
     test_images, test_labels, skipped = data.load_split(Path(config.data) / "test", verbose=verbose == 1)
-    report_skipped(skipped)
+    data.report_skipped(skipped)
     report = evaluation.evaluate(best, test_images, test_labels)
     print(evaluation.format_report(report, title="test"))
 
-    history = state["history"]
     metrics = {
         "model": output.name,
         "split": "test",
         "data": str(config.data),
         "test": report,
-        "best_epoch": state.get("best_epoch"),
-        "best_val_accuracy": state.get("best_val_accuracy"),
-        "epochs": state["epochs_done"],
-        "train_seconds": round(state.get("train_seconds", 0.0), 1),
-        "train_images_per_second": round(
-            state["epochs_done"] * state.get("train_images", 0) / max(state.get("train_seconds", 0.0), 1e-9), 1),
+        "best_epoch": state.best_epoch,
+        "best_val_accuracy": state.best_val_accuracy,
+        "epochs": state.epochs_done,
+        "train_seconds": round(state.train_seconds, 1),
+        "train_images_per_second": round(state.images_per_second, 1),
         "parameters": int(best.count_params()),
         "config": asdict(config),
     }
     metrics_path = output.with_suffix(".metrics.json")
-    tmp = metrics_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(metrics, indent=2))
-    os.replace(tmp, metrics_path)
+    write_json_atomic(metrics_path, metrics)
     curves_path = output.with_suffix(".history.png")
-    plot_history(history, curves_path)
+    save_figure(plot_history(state.history), curves_path)
     print(f"Wrote {output}, {metrics_path.name} and {curves_path.name}")
     return metrics
 
 
-def plot_history(history, path):
-    """Loss and accuracy per epoch, training vs. validation, as a PNG."""
+def plot_history(history):
+    """Loss and accuracy per epoch, training vs. validation, as a Matplotlib Figure."""
     # A bare Figure needs no GUI backend and leaves pyplot's (a notebook's inline one) alone.
     from matplotlib.figure import Figure
 
@@ -389,7 +294,7 @@ def plot_history(history, path):
         axes.legend()
     accuracy_axes.set_title("training accuracy is on augmented faces")
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    return figure
 
 
 def config_from_args(args):

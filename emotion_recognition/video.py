@@ -9,9 +9,8 @@ from pathlib import Path
 import cv2
 
 from .errors import UserError, check_writable, ensure_folder
-
-# FFmpeg reports undecodable input on stderr itself; this project says it once, in its own words.
-os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+from .files import write_atomic
+from .preprocessing import decode_image
 
 WINDOW_TITLE = "Emotion recognition (q or Esc quits)"
 QUIT_KEYS = (ord("q"), ord("Q"), 27)
@@ -44,8 +43,7 @@ def faces_json(faces, **key):
 def check_display():
     """Fail early, with advice, where no window can open (servers, containers, SSH sessions)."""
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise UserError("no display to open a window on (DISPLAY is not set); add --no-display, "
-                        "and --output FILE or --json to see the results")
+        raise UserError("no display to open a window on (DISPLAY is not set)", reason="no-display")
 
 
 def read_image(path):
@@ -57,8 +55,7 @@ def read_image(path):
         data = path.read_bytes()
     except OSError as error:
         raise UserError(f"cannot read image {path}: {error.strerror}; check its permissions") from error
-    import numpy as np
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR) if data else None
+    image = decode_image(data)
     if image is None:
         raise UserError(f"{path} is not an image OpenCV can read (JPEG, PNG, BMP, ...); check the file")
     return image
@@ -70,15 +67,13 @@ def write_image(path, image):
     ok, encoded = cv2.imencode(suffix, image)
     if not ok:
         raise UserError(f"cannot write {path}: OpenCV cannot encode '{suffix}' images; use .png or .jpg")
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp")
-    tmp.write_bytes(encoded.tobytes())
-    os.replace(tmp, path)
+    write_atomic(path, encoded.tobytes())
 
 
 def run_images(recognizer, paths, output=None, display=True, as_json=False):
-    """Recognize emotions in image files. With several images, --output is a folder."""
+    """Recognize emotions in image files. With several images, `output` is a folder."""
     if output and len(paths) > 1:
-        ensure_folder(output, "--output (with several --image files, a folder)")
+        ensure_folder(output, "output folder")
     images = [(path, read_image(path)) for path in paths]  # every path checked before any work
     for path, image in images:
         faces = recognizer.detect(image)
@@ -114,7 +109,7 @@ def open_source(source):
         capture.release()
         if is_camera:
             raise UserError(f"cannot open camera {source}; check that it is connected and not used by another "
-                            "program, try another index (--source 1), or use --source VIDEO / --image PHOTO")
+                            "program", reason="no-camera")
         raise UserError(f"cannot read video {source}: OpenCV cannot decode it; check the file or convert it to MP4")
     return capture, is_camera
 
@@ -147,7 +142,7 @@ def run_stream(recognizer, source, output=None, display=True, as_json=False, max
     if not ok:
         capture.release()
         what = f"camera {source} gave no frames" if is_camera else f"cannot read video {source}: no frame decodes"
-        raise UserError(f"{what}; check the {'camera' if is_camera else 'file'} or use --image PHOTO")
+        raise UserError(f"{what}; check the {'camera' if is_camera else 'file'}", reason="no-frames")
     writer = None
     total = None if is_camera else int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     if max_frames:

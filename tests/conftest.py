@@ -1,5 +1,6 @@
 """Shared fixtures. Everything is built in temporary folders: no FER2013, no camera, no display."""
 
+import importlib
 import os
 import subprocess
 import sys
@@ -10,7 +11,6 @@ import cv2
 import numpy as np
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # LiteRT conversions made by the tests are cached in a folder of their own, never the user's home;
 # the scripts the tests start inherit it.
 os.environ["EMOTION_RECOGNITION_CACHE"] = tempfile.mkdtemp(prefix="emotion-recognition-test-cache-")
@@ -95,11 +95,40 @@ def weight_groups(keras_file):
     return {name for name, size in counts.items() if size > 0}
 
 
-def run_script(script, *args, env=None, timeout=300):
-    """Run one of the project's scripts as a user would; returns the CompletedProcess."""
-    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+def overlap(box_a, box_b):
+    """Intersection over union of two (x, y, w, h) boxes."""
+    ax, ay, aw, ah = box_a
+    bx, by, bw, bh = box_b
+    iw = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = iw * ih
+    return inter / (aw * ah + bw * bh - inter)
+
+
+def run_script(script, *args, env=None, cwd=None, timeout=300):
+    """Run one of the project's scripts in a new process, as a user would; returns the CompletedProcess.
+
+    For what only a process shows: exit codes after signals, what reaches the terminal, imports."""
     return subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout, env=full_env)
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})}, cwd=cwd)
+
+
+@pytest.fixture
+def cli(capfd):
+    """Run a command's main(argv) in this process, as its console script does, and capture what it
+    prints (at the file-descriptor level, where native code writes too). cli("recognize", ...),
+    cli("train", ...) or cli("evaluate", ...) returns a CompletedProcess like run_script's."""
+    def run(command, *args):
+        main = importlib.import_module(f"emotion_recognition.cli.{command}").main
+        capfd.readouterr()
+        try:
+            main([str(arg) for arg in args])
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+        out, err = capfd.readouterr()
+        return subprocess.CompletedProcess([command, *args], code, out, err)
+    return run
 
 
 def assert_clean_error(result, *words):

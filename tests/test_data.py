@@ -77,5 +77,5 @@ def test_stratified_split_keeps_class_shares_and_is_seeded():
 
 
 def test_bad_validation_share_is_refused():
-    with pytest.raises(UserError, match="--val-split"):
+    with pytest.raises(UserError, match="validation share must be between 0 and 1"):
         data.stratified_split(np.zeros(10, int), 1.5, seed=0)

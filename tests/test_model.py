@@ -80,7 +80,7 @@ def test_failed_save_keeps_the_previous_file(model, tmp_path, monkeypatch):
 
 
 def test_missing_model_says_how_to_get_one(tmp_path):
-    with pytest.raises(UserError, match="not found; train one with 'python train.py'"):
+    with pytest.raises(UserError, match="not found; train one, or use the shipped"):
         load_model(tmp_path / "nope.keras")
 
 
@@ -136,3 +136,27 @@ def test_ten_crop_views_are_the_corner_and_centre_crops_a_cropping_model_sees():
     corners = {tuple(faces[..., None].astype("float32")[:, top:top + 40, left:left + 40].ravel()[:50])
                for top in (0, 4, 8) for left in (0, 4, 8) if (top == left == 4) or (top != 4 and left != 4)}
     assert seen == corners  # the centre and the four corner crops, exactly
+
+
+def test_saved_models_record_their_labels_and_older_models_still_load(model, tmp_path):
+    import zipfile
+
+    from emotion_recognition.config import MODEL_RECORD_NAME
+    from emotion_recognition.files import read_model_record
+
+    path = tmp_path / "m.keras"
+    save_model_atomic(model, path)
+    record = read_model_record(path)
+    assert record["class_names"] == list(CLASS_NAMES) and record["input_shape"] == [48, 48, 1]
+    # A model saved before records existed (Keras' own save) loads as before.
+    plain = tmp_path / "plain.keras"
+    model.save(plain)
+    with zipfile.ZipFile(plain) as archive:
+        assert MODEL_RECORD_NAME not in archive.namelist()
+    assert read_model_record(plain) is None and load_model(plain).output_shape == (None, 7)
+
+
+def test_shipped_model_records_the_project_labels(shipped_model):
+    from emotion_recognition.files import read_model_record
+
+    assert read_model_record(shipped_model)["class_names"] == list(CLASS_NAMES)

@@ -1,7 +1,5 @@
 """recognition.ipynb runs top to bottom, headless, against a tiny FER-layout folder."""
 
-import os
-
 import nbformat
 from nbclient import NotebookClient
 
@@ -11,7 +9,6 @@ from conftest import ROOT
 def test_notebook_executes_on_a_tiny_folder(fer_folder, monkeypatch):
     monkeypatch.setenv("FER2013_DIR", str(fer_folder))
     monkeypatch.setenv("NOTEBOOK_EPOCHS", "1")
-    monkeypatch.setenv("PYTHONPATH", str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     notebook = nbformat.read(ROOT / "recognition.ipynb", as_version=4)
     NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]

@@ -4,17 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ASTRONAUT_FACE
+from conftest import ASTRONAUT_FACE, overlap
 from emotion_recognition import CLASS_NAMES, EmotionRecognizer
-
-
-def overlap(box_a, box_b):
-    """Intersection over union of two (x, y, w, h) boxes."""
-    ax, ay, aw, ah = box_a
-    bx, by, bw, bh = box_b
-    iw = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    ih = max(0, min(ay + ah, by + bh) - max(ay, by))
-    return iw * ih / (aw * ah + bw * bh - iw * ih)
 
 
 @pytest.fixture(scope="module")
@@ -22,12 +13,12 @@ def recognizer(shipped_model):
     return EmotionRecognizer(model_path=shipped_model)
 
 
-def test_astronaut_photo_gives_exactly_one_face(recognizer, astronaut_png):
+def test_astronaut_photo_gives_exactly_one_smiling_face(recognizer, astronaut_png):
     faces = recognizer.detect(cv2.imread(str(astronaut_png)))
     assert len(faces) == 1
     face = faces[0]
     assert overlap(face.box, ASTRONAUT_FACE) > 0.5, face.box
-    assert face.emotion in CLASS_NAMES and face["emotion"] == face.emotion
+    assert face.emotion == "happy" and face["emotion"] == face.emotion  # she smiles (README's example)
     assert list(face.probabilities) == list(CLASS_NAMES)
     assert sum(face.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
     assert face.confidence == pytest.approx(max(face.probabilities.values()))
@@ -60,6 +51,45 @@ def test_classify_accepts_both_shapes_and_matches_the_model(recognizer):
 def test_classify_rejects_wrong_shapes(recognizer, shape):
     with pytest.raises(ValueError, match="48"):
         recognizer.classify(np.zeros(shape, np.uint8))
+
+
+def test_classify_refuses_faces_that_are_not_raw_pixels(recognizer):
+    faces = np.random.default_rng(0).integers(0, 256, (3, 48, 48)).astype(np.float32)
+    assert recognizer.classify(faces).shape == (3, 7)  # floats on the 0-255 scale are fine
+    with pytest.raises(ValueError, match="normalised"):
+        recognizer.classify(faces / 255.0)
+    with pytest.raises(ValueError, match="0-255"):
+        recognizer.classify(faces - 128.0)  # centred, as some pipelines do
+    with pytest.raises(ValueError, match="0-255"):
+        recognizer.classify(faces * 4.0)
+
+
+def test_training_and_recognition_prepare_a_face_identically(tmp_path, recognizer):
+    """The same face, as a file that training reads and as a box in a frame the recognizer sees."""
+    from emotion_recognition.data import read_face
+    from emotion_recognition.preprocessing import faces_pixels, to_gray
+
+    rng = np.random.default_rng(3)
+    face = cv2.GaussianBlur(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8), (5, 5), 0)
+    path = tmp_path / "face.png"
+    cv2.imwrite(str(path), face)
+    frame = np.full((300, 400, 3), 90, np.uint8)
+    frame[100:196, 150:246] = face
+    from_file = read_face(path)
+    from_frame = faces_pixels(to_gray(frame), [(150, 100, 96, 96)])[0]
+    assert from_file.shape == (48, 48) and from_file.dtype == np.uint8
+    assert np.array_equal(from_file, from_frame)
+    # ... and what the recognizer classifies for that box is exactly that input.
+    seen = []
+    original = recognizer.classifier
+    recognizer.classifier = lambda faces: seen.append(faces) or original(faces)
+    try:
+        recognizer._find_faces = lambda gray: np.array([(150, 100, 96, 96)])
+        recognizer.detect(frame)
+    finally:
+        recognizer.classifier = original
+        del recognizer._find_faces
+    assert np.array_equal(seen[0][0, :, :, 0], from_file.astype(np.float32))
 
 
 def test_one_recognizer_shared_by_eight_threads_gives_the_single_threaded_answers(recognizer, astronaut_png):

@@ -8,12 +8,12 @@ import sys
 import keras
 import numpy as np
 
-from conftest import ROOT, assert_clean_error, interrupt_after_first_epoch, run_script, weight_groups
+from conftest import ROOT, assert_clean_error, interrupt_after_first_epoch, weight_groups
 
 
-def test_train_one_epoch_writes_a_model_that_honours_the_contract(fer_folder, tmp_path):
+def test_train_one_epoch_writes_a_model_that_honours_the_contract(cli, fer_folder, tmp_path):
     output = tmp_path / "m.keras"
-    result = run_script("train.py", "--data", fer_folder, "--epochs", "1", "--output", output, "--quiet")
+    result = cli("train", "--data", fer_folder, "--epochs", "1", "--output", output, "--quiet")
     assert result.returncode == 0, result.stderr
     model = keras.models.load_model(output, compile=False, safe_mode=True)
     assert model.input_shape == (None, 48, 48, 1) and model.output_shape == (None, 7)
@@ -31,18 +31,18 @@ def test_train_one_epoch_writes_a_model_that_honours_the_contract(fer_folder, tm
     assert "accuracy" in result.stdout and "disgust" in result.stdout  # the per-class report
 
 
-def test_existing_run_is_not_overwritten_without_asking(fer_folder, tmp_path):
+def test_existing_run_is_not_overwritten_without_asking(cli, fer_folder, tmp_path):
     output = tmp_path / "m.keras"
-    assert run_script("train.py", "--data", fer_folder, "--epochs", "1", "--output", output, "--quiet").returncode == 0
-    again = run_script("train.py", "--data", fer_folder, "--epochs", "1", "--output", output, "--quiet")
-    assert_clean_error(again, "--resume", "--restart")
-    restarted = run_script("train.py", "--data", fer_folder, "--epochs", "1", "--output", output, "--quiet", "--restart")
+    assert cli("train", "--data", fer_folder, "--epochs", "1", "--output", output, "--quiet").returncode == 0
+    again = cli("train", "--data", fer_folder, "--epochs", "1", "--output", output, "--quiet")
+    assert_clean_error(again, "already holds a run", "--resume", "--restart")
+    restarted = cli("train", "--data", fer_folder, "--epochs", "1", "--output", output, "--quiet", "--restart")
     assert restarted.returncode == 0, restarted.stderr
     assert json.loads((tmp_path / "runs" / "m" / "state.json").read_text())["epochs_done"] == 1
 
 
-def test_resume_without_a_run_is_refused(fer_folder, tmp_path):
-    result = run_script("train.py", "--data", fer_folder, "--output", tmp_path / "m.keras", "--resume")
+def test_resume_without_a_run_is_refused(cli, fer_folder, tmp_path):
+    result = cli("train", "--data", fer_folder, "--output", tmp_path / "m.keras", "--resume")
     assert_clean_error(result, "nothing to resume")
 
 
@@ -53,7 +53,7 @@ def test_sigint_after_first_epoch_keeps_a_model_and_resume_finishes(fer_folder, 
     state_file = run_dir / "state.json"
     process, stderr = interrupt_after_first_epoch(command, state_file)
     assert process.returncode == 130, stderr
-    assert "Traceback" not in stderr and "--resume" in stderr
+    assert "Traceback" not in stderr and "--resume" in stderr and "interrupted after" in stderr
 
     done = json.loads(state_file.read_text())["epochs_done"]
     assert 1 <= done < 4
@@ -84,9 +84,9 @@ def test_sigterm_is_handled_like_ctrl_c(fer_folder, tmp_path):
     load_model(run_dir / "last.keras")
 
 
-def test_recipe_options_shape_the_model_and_a_resumed_run_keeps_them(fer_folder, tmp_path):
+def test_recipe_options_shape_the_model_and_a_resumed_run_keeps_them(cli, fer_folder, tmp_path):
     output = tmp_path / "m.keras"
-    first = run_script("train.py", "--data", fer_folder, "--epochs", "1", "--output", output, "--quiet",
+    first = cli("train", "--data", fer_folder, "--epochs", "1", "--output", output, "--quiet",
                        "--base-width", "8", "--random-erasing", "0", "--class-weight-power", "1",
                        "--crop-size", "44", "--optimizer", "sgd", "--dense-units", "32")
     assert first.returncode == 0, first.stderr
@@ -96,10 +96,22 @@ def test_recipe_options_shape_the_model_and_a_resumed_run_keeps_them(fer_folder,
     assert crop_size_of(model) == 44 and model.get_layer("dense").units == 32
 
     # Resuming with other recipe options on the command line must not change the run's recipe.
-    resumed = run_script("train.py", "--data", fer_folder, "--epochs", "1", "--output", output, "--quiet",
-                         "--resume", "--base-width", "32", "--random-erasing", "0.9")
+    resumed = cli("train", "--data", fer_folder, "--epochs", "1", "--output", output, "--quiet",
+                  "--resume", "--base-width", "32", "--random-erasing", "0.9")
     assert resumed.returncode == 0, resumed.stderr
-    assert "ignoring --base-width 32 (the run has 8), --random-erasing 0.9 (the run has 0.0)" in resumed.stderr
+    assert "ignoring base_width 32 (the run has 8), random_erasing 0.9 (the run has 0.0)" in resumed.stderr
     config = json.loads((tmp_path / "m.metrics.json").read_text())["config"]
     assert (config["base_width"], config["random_erasing"], config["class_weight_power"]) == (8, 0.0, 1.0)
     assert (config["crop_size"], config["optimizer"]) == (44, "sgd")
+
+
+def test_resuming_keeps_the_run_recipe_without_changing_the_callers_config(cli, fer_folder, tmp_path):
+    from emotion_recognition.training import TrainConfig, train
+
+    output = tmp_path / "m.keras"
+    assert cli("train", "--data", fer_folder, "--epochs", "1", "--output", output, "--quiet",
+               "--base-width", "8", "--dense-units", "32").returncode == 0
+    config = TrainConfig(data=str(fer_folder), output=str(output), epochs=1, base_width=16, dense_units=64)
+    metrics = train(config, resume=True, verbose=0)  # nothing left to train: publishes and scores again
+    assert (metrics["config"]["base_width"], metrics["config"]["dense_units"]) == (8, 32)
+    assert (config.base_width, config.dense_units) == (16, 64)

@@ -1,0 +1,69 @@
+"""Score a trained model on a labelled folder (one subfolder per emotion).
+
+    emotion-evaluate                                   # the shipped model on dataset/FER2013/test
+    emotion-evaluate --model my.keras --data DIR --json
+
+(`python evaluate.py ...` in a clone does the same.)
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..config import DEFAULT_DATA_DIR, DEFAULT_MODEL_PATH
+from ..errors import check_writable, friendly_errors
+
+ADVICE = {"no-dataset": "or pass --data DIR"}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Accuracy without and with test-time augmentation (the mirror image; 18 views; ten crops: "
+                    "accuracy_ten_crop), per-class precision, recall and F1, macro F1, and a confusion-matrix PNG.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--model", default=str(DEFAULT_MODEL_PATH), help="trained .keras model")
+    parser.add_argument("--data", default=str(DEFAULT_DATA_DIR / "test"),
+                        help="folder with one subfolder of images per emotion")
+    parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    parser.add_argument("--confusion-png", metavar="PATH",
+                        help="where the confusion matrix goes (default: <model>.confusion.png beside the model)")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    return parser.parse_args(argv)
+
+
+def short_path(folder):
+    """The last two parts of a folder (FER2013/test): enough to name it, nothing about the machine."""
+    return "/".join(Path(folder).resolve().parts[-2:])
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    with friendly_errors(args.debug, ADVICE):
+        from ..runtime import import_tensorflow
+
+        import_tensorflow()  # before Keras, so that TensorFlow's start-up notices stay hidden
+        from .. import data, evaluation
+        from ..files import save_figure
+        from ..model import load_model
+
+        png = Path(args.confusion_png) if args.confusion_png else Path(args.model).with_suffix(".confusion.png")
+        check_writable(png, "--confusion-png")
+        model = load_model(args.model)
+        images, labels, skipped = data.load_split(args.data, verbose=not args.json)
+        data.report_skipped(skipped)
+        report = evaluation.evaluate(model, images, labels, batch_size=args.batch_size)
+        report.update(model=str(args.model), data=str(args.data), parameters=int(model.count_params()))
+        figure = evaluation.plot_confusion_matrix(report["confusion_matrix"],
+                                                  title=f"{Path(args.model).name} on {short_path(args.data)}")
+        save_figure(figure, png, dpi=120)
+        if args.json:
+            print(json.dumps(report))
+        else:
+            print(evaluation.format_report(report, title=str(args.data)))
+            print(f"confusion matrix: {png}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

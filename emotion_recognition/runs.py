@@ -1,0 +1,137 @@
+"""The files of one training run, and how they survive interruption.
+
+A run folder holds `last.keras` (the last finished epoch, with optimizer state, for resuming),
+`best.keras` (the best epoch so far by validation accuracy, in its published form) and `state.json`
+(the recipe, the history, the devices). Every file is written atomically after each epoch, and
+Ctrl-C or SIGTERM wait until all of them are written.
+"""
+
+import contextlib
+import json
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import keras
+
+from .errors import UserError
+from .files import write_json_atomic
+from .model import copy_weights, save_model_atomic
+
+
+@dataclass
+class RunState:
+    """What state.json records: the recipe the run was started with and how far it got."""
+
+    config: dict                   # TrainConfig fields, as the run was started
+    epochs_done: int = 0
+    history: list = field(default_factory=list)  # one dict of Keras logs (+ "seconds") per epoch
+    train_seconds: float = 0.0
+    best_epoch: int = None
+    best_val_accuracy: float = None
+    global_batch: int = None       # faces per step over all devices; the schedule counts these steps
+    devices: list = field(default_factory=list)
+    mixed_precision: bool = None
+    train_images: int = 0
+
+    @classmethod
+    def from_dict(cls, values):
+        known = {name: values[name] for name in cls.__dataclass_fields__ if name in values}
+        return cls(**known)
+
+    def to_dict(self):
+        return asdict(self)
+
+    @property
+    def images_per_second(self):
+        return self.epochs_done * self.train_images / self.train_seconds if self.train_seconds else 0.0
+
+
+class RunFiles:
+    """Where one run's files live, and reading and writing its state."""
+
+    def __init__(self, run_dir):
+        self.dir = Path(run_dir)
+        self.last = self.dir / "last.keras"
+        self.best = self.dir / "best.keras"
+        self.state_file = self.dir / "state.json"
+
+    def exists(self):
+        return self.state_file.is_file() and self.last.is_file()
+
+    def read(self):
+        try:
+            return RunState.from_dict(json.loads(self.state_file.read_text()))
+        except (OSError, ValueError, TypeError) as error:
+            raise UserError(f"cannot read the run log {self.state_file} ({error})", reason="bad-run") from error
+
+    def write(self, state):
+        write_json_atomic(self.state_file, state.to_dict())
+
+    def discard(self):
+        for stale in (self.last, self.best, self.state_file):
+            stale.unlink(missing_ok=True)
+
+
+class DeferredInterrupts:
+    """Ctrl-C and SIGTERM stop training, but never in the middle of writing an epoch's files."""
+
+    def __init__(self):
+        self.saving = False
+        self.pending = False
+
+    def handle(self, signum, frame):
+        if self.saving:
+            self.pending = True
+        else:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def shielded(self):
+        self.saving = True
+        try:
+            yield
+        finally:
+            self.saving = False
+        if self.pending:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def installed(self):
+        previous = {sig: signal.signal(sig, self.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """After every epoch: the last checkpoint, the best model by validation accuracy, and the log."""
+
+    def __init__(self, files, state, interrupts, published_form):
+        super().__init__()
+        self.files, self.state, self.interrupts = files, state, interrupts
+        # The best model is saved in its published form (float32, Keras' own crop layer).
+        self.published_form = published_form
+        self.epoch_started = time.time()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_started = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {key: float(value) for key, value in (logs or {}).items()}
+        logs["seconds"] = time.time() - self.epoch_started
+        state = self.state
+        state.history.append(logs)
+        state.epochs_done = epoch + 1
+        state.train_seconds += logs["seconds"]
+        with self.interrupts.shielded():
+            save_model_atomic(self.model, self.files.last)
+            if logs.get("val_accuracy", -1) > (state.best_val_accuracy if state.best_val_accuracy is not None else -1):
+                state.best_val_accuracy = logs["val_accuracy"]
+                state.best_epoch = epoch + 1
+                save_model_atomic(copy_weights(self.model, self.published_form), self.files.best,
+                                  include_optimizer=False)
+            self.files.write(state)

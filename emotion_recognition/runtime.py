@@ -1,0 +1,69 @@
+"""The one place that sets up TensorFlow's environment and silences what native code prints.
+
+TensorFlow reads its settings from environment variables when it is first imported, so they are
+set when this package is imported (see __init__.py), before any module of it imports TensorFlow.
+Values already in the environment win: `TF_ENABLE_ONEDNN_OPTS=0 python train.py` still opts out.
+"""
+
+import contextlib
+import importlib
+import os
+import sys
+import threading
+import warnings
+
+TENSORFLOW_ENVIRONMENT = {
+    # TensorFlow's C++ start-up chatter (INFO and WARNING lines) stays off the terminal.
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    # TensorFlow turns its oneDNN CPU kernels on by itself only on CPUs with AVX-512; on a 2-core AVX2
+    # CPU they made this model's training about twice as fast.
+    "TF_ENABLE_ONEDNN_OPTS": "1",
+    # FFmpeg reports undecodable video on stderr itself; the project says it once, in its own words.
+    "OPENCV_FFMPEG_LOGLEVEL": "-8",
+}
+
+
+def set_tensorflow_environment():
+    for name, value in TENSORFLOW_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+
+
+# File descriptors belong to the whole process: two threads silencing them at once would each save
+# the other's /dev/null and "restore" it for good. One thread at a time.
+_NATIVE_OUTPUT_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def native_output_silenced(stdout=True, stderr=True):
+    """Silence stdout and/or stderr at the file-descriptor level, where C++ code writes.
+
+    TensorFlow's oneDNN notice ignores TF_CPP_MIN_LOG_LEVEL, and the LiteRT converter and runtime
+    announce themselves there; --json output must stay clean. Python warnings are muted meanwhile.
+    """
+    descriptors = [fd for fd, wanted in ((1, stdout), (2, stderr)) if wanted]
+    with _NATIVE_OUTPUT_LOCK:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = [os.dup(fd) for fd in descriptors]
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            for fd in descriptors:
+                os.dup2(devnull, fd)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, copy in zip(descriptors, saved):
+                os.dup2(copy, fd)
+            for fd in (*saved, devnull):
+                os.close(fd)
+
+
+def import_tensorflow():
+    """Import TensorFlow with its start-up notices hidden; returns the module."""
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    with native_output_silenced(stdout=False):
+        return importlib.import_module("tensorflow")
