@@ -1,7 +1,14 @@
 #!/usr/bin/env python3
 """Speed of this project's recognizer against the `fer` package's pipeline, same inputs, one run.
 
-Measures, for both:
+First, live recognition on a clip of held-out faces, the way users run it: a generated 640x480
+video of FER2013 PublicTest faces (four per frame, 150-200 px, on a plain background, each staying
+5-20 frames in its place before another face takes it), run through `recognition.py --source clip.mp4
+--no-display --json` and through fer's own loop over the same file. For both: frames/s end to end
+(decoding included), faces found out of faces present, accuracy on the faces found; for this
+project also how often a face's id changed while it stayed in place.
+
+Then, for both:
   - classifier latency at batch 1 (median of many calls) and faces/s at batch 32;
   - end-to-end frames/s (face detection + classification of every face) on a generated 640x480 video
     with four real faces per frame, and how many of those faces each pipeline finds;
@@ -15,6 +22,7 @@ The peer needs `pip install --no-deps fer==25.10.3 requests Pillow "setuptools<8
 dependency list pulls several GB of PyTorch that its Haar-cascade pipeline never uses).
 
     python benchmarks/speed.py            # prints a table; --json for machine-readable figures
+    python benchmarks/speed.py --save-clip clip.mp4   # also keeps the clip (and clip.truth.json)
 """
 
 import argparse
@@ -30,10 +38,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emotion_recognition.config import DEFAULT_MODEL_PATH
+from emotion_recognition.config import CLASS_NAMES, DEFAULT_DATA_DIR, DEFAULT_MODEL_PATH
 from emotion_recognition.errors import UserError, friendly_errors
 
 FRAME_SIZE = (640, 480)
+VIDEO_FPS = 30
 # Where the astronaut's face is in skimage.data.astronaut(), with some margin: x, y, w, h.
 ASTRONAUT_HEAD = (140, 25, 170, 180)
 # Four faces per frame: (left, top, height in pixels, mirrored?) on a 640x480 frame.
@@ -49,7 +58,7 @@ def make_video(path, frames):
     head = photo[y:y + h, x:x + w]
     rng = np.random.default_rng(0)
     background = cv2.GaussianBlur(rng.integers(60, 200, (FRAME_SIZE[1], FRAME_SIZE[0], 3), dtype=np.uint8), (0, 0), 25)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, FRAME_SIZE)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), VIDEO_FPS, FRAME_SIZE)
     truth = []
     for index in range(frames):
         frame = background.copy()
@@ -64,6 +73,137 @@ def make_video(path, frames):
         truth.append(boxes)
     writer.release()
     return truth
+
+
+# --- Live recognition on held-out faces --------------------------------------------------------------
+
+CLIP_FPS = 25
+CLIP_SLOTS = ((20, 15), (340, 15), (20, 255), (340, 255))  # top-left corners of four 300x225 places
+CLIP_FACE_SIZES = (150, 200)   # each face's side in pixels, drawn from this range
+CLIP_HOLD_FRAMES = (5, 20)     # frames a face stays before another takes its place
+CLIP_JITTER = 15               # pixels a face may sit off its place's corner
+CLIP_BACKGROUND = 128
+
+
+def make_fer_clip(test_dir, path, frames, seed=0):
+    """A 640x480 MP4 of PublicTest faces; returns per frame a list of (x, y, w, h, label, face number)."""
+    from emotion_recognition import data
+
+    images, labels, _ = data.load_split(test_dir, verbose=False)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(images))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), CLIP_FPS, FRAME_SIZE)
+    truth, slots, next_face = [], [None] * len(CLIP_SLOTS), 0
+    for index in range(frames):
+        frame = np.full((FRAME_SIZE[1], FRAME_SIZE[0], 3), CLIP_BACKGROUND, np.uint8)
+        boxes = []
+        for slot, (left, top) in enumerate(CLIP_SLOTS):
+            if slots[slot] is None or index >= slots[slot]["until"]:
+                face_number = int(order[next_face % len(order)])
+                next_face += 1
+                size = int(rng.integers(CLIP_FACE_SIZES[0], CLIP_FACE_SIZES[1] + 1))
+                slots[slot] = {"face": face_number, "size": size,
+                               "x": left + int(rng.integers(0, CLIP_JITTER + 1)),
+                               "y": top + int(rng.integers(0, CLIP_JITTER + 1)),
+                               "until": index + int(rng.integers(CLIP_HOLD_FRAMES[0], CLIP_HOLD_FRAMES[1] + 1))}
+            placed = slots[slot]
+            size, x, y = placed["size"], placed["x"], placed["y"]
+            face = cv2.resize(images[placed["face"]], (size, size), interpolation=cv2.INTER_CUBIC)
+            frame[y:y + size, x:x + size] = face[..., None]
+            boxes.append((x, y, size, size, int(labels[placed["face"]]), placed["face"] * 1000 + slot))
+        writer.write(frame)
+        truth.append(boxes)
+    writer.release()
+    return truth
+
+
+def score_live(truth, detections):
+    """Faces found, correct labels among them, and id changes of a face while it stayed in place.
+
+    detections: per frame a list of (box, emotion, id or None). A detection finds a face when its
+    centre lies inside the face's square (one detection per face)."""
+    found = correct = id_changes = 0
+    last_id = {}
+    for true_faces, frame_detections in zip(truth, detections):
+        free = list(true_faces)
+        for (x, y, w, h), emotion, face_id in frame_detections:
+            cx, cy = x + w / 2, y + h / 2
+            for face in free:
+                fx, fy, size, _, label, key = face
+                if fx <= cx <= fx + size and fy <= cy <= fy + size:
+                    free.remove(face)
+                    found += 1
+                    correct += emotion == CLASS_NAMES[label]
+                    if face_id is not None:
+                        id_changes += key in last_id and last_id[key] != face_id
+                        last_id[key] = face_id
+                    break
+    return {"found": found, "present": sum(len(t) for t in truth), "correct": correct, "id_changes": id_changes}
+
+
+def live_project(clip, model_path):
+    """recognition.py on the clip as a user runs it; its JSON lines, frames/s from its own summary."""
+    import subprocess
+
+    script = Path(__file__).resolve().parent.parent / "recognition.py"
+    result = subprocess.run([sys.executable, str(script), "--source", str(clip), "--no-display", "--json",
+                             "--model", str(model_path)], capture_output=True, text=True)
+    if result.returncode:
+        raise UserError(f"recognition.py failed on the clip: {result.stderr.strip().splitlines()[-1:]}")
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    summary = [line for line in result.stderr.splitlines() if "frames/s" in line][-1]
+    fps = float(summary.split(" frames/s")[0].split()[-1])
+    missing_time = sum("time" not in r or "frame" not in r for r in records)
+    missing_id = sum("id" not in face for r in records for face in r["faces"])
+    detections = [[(face["box"], face["emotion"], face["id"]) for face in r["faces"]] for r in records]
+    return fps, detections, {"lines_without_frame_or_time": missing_time, "faces_without_id": missing_id}
+
+
+def live_fer(clip):
+    """fer's own pipeline over the same file, decoding included, as its README's video loop does."""
+    from fer.fer import FER
+
+    peer, capture, detections = FER(), cv2.VideoCapture(str(clip)), []
+    started = time.perf_counter()
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        detections.append([(tuple(f["box"]), max(f["emotions"], key=f["emotions"].get), None)
+                           for f in peer.detect_emotions(frame)])
+    capture.release()
+    return len(detections) / (time.perf_counter() - started), detections
+
+
+def live_benchmark(args, folder):
+    clip = Path(args.save_clip) if args.save_clip else Path(folder) / "fer_clip.mp4"
+    truth = make_fer_clip(Path(args.data), clip, args.clip_frames)
+    if args.save_clip:
+        clip.with_suffix(".truth.json").write_text(json.dumps(
+            [[{"box": list(face[:4]), "emotion": CLASS_NAMES[face[4]], "face": face[5]} for face in frame]
+             for frame in truth]))
+    rows = []
+    fps, detections, checks = live_project(clip, args.model)
+    rows.append({"name": "this project: recognition.py --source clip.mp4", "fps": fps,
+                 **score_live(truth, detections), **checks})
+    if not args.skip_fer:
+        fps, detections = live_fer(clip)
+        rows.append({"name": "fer 25.10.3: FER().detect_emotions per frame", "fps": fps, **score_live(truth, detections)})
+    return rows
+
+
+def print_live(rows, frames):
+    print(f"Live recognition on {frames} frames of 640x480 with four held-out FER2013 faces each (decoding included):")
+    print(f"{'pipeline':<50} {'frames/s':>9} {'faces found':>14} {'recall':>7} {'accuracy on found':>18} {'id changes':>11}")
+    for row in rows:
+        ids = str(row["id_changes"]) if "lines_without_frame_or_time" in row else "-"
+        print(f"{row['name']:<50} {row['fps']:>9.1f} {row['found']:>6}/{row['present']:<7} "
+              f"{row['found'] / row['present']:>7.3f} {row['correct'] / max(row['found'], 1):>18.3f} {ids:>11}")
+    if len(rows) == 2:
+        ours, peer = rows
+        print(f"this project / fer: {ours['fps'] / peer['fps']:.1f}x frames/s, recall {ours['found'] / ours['present']:.3f} "
+              f"vs {peer['found'] / peer['present']:.3f}; JSON lines without frame or time: "
+              f"{ours['lines_without_frame_or_time']}, faces without id: {ours['faces_without_id']}")
 
 
 def read_frames(path):
@@ -137,8 +277,21 @@ def benchmark_project(model_path, frames, truth, crops, args):
     results = {"name": f"this project ({recognizer.classifier.name})"}
     results["latency_ms"] = 1000 * median_seconds(lambda: recognizer.classify(one), args.calls)
     results["faces_per_s"] = 32 / median_seconds(lambda: recognizer.classify(batch), args.calls // 4)
-    fps, detections = end_to_end(lambda frame: [f.box for f in recognizer.detect(frame)], frames, args.repeats)
+    # End to end as recognition.py runs a video: the live path, with tracking; each pass over the
+    # clip (it starts with frames[0]) is a new stream.
+    state = {}
+
+    def live(frame):
+        if frame is frames[0]:
+            state.update(stream=recognizer.stream(), index=0)
+        seconds = state["index"] / VIDEO_FPS
+        state["index"] += 1
+        return [f.box for f in state["stream"].detect(frame, seconds)]
+
+    fps, detections = end_to_end(live, frames, args.repeats)
     results.update(fps=fps, found=count_found(truth, detections))
+    single_fps, _ = end_to_end(lambda frame: [f.box for f in recognizer.detect(frame)], frames, 1)
+    results["note"] = f"detect() frame by frame, without tracking (as for images): {single_fps:.1f} frames/s"
 
     from emotion_recognition.model import load_model
 
@@ -246,12 +399,24 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3, help="passes over the video; the median counts")
     parser.add_argument("--calls", type=int, default=400, help="classifier calls per latency figure")
     parser.add_argument("--skip-fer", action="store_true", help="measure this project only")
+    parser.add_argument("--data", default=str(DEFAULT_DATA_DIR / "test"),
+                        help="FER2013 PublicTest folder whose faces make the live clip")
+    parser.add_argument("--clip-frames", type=int, default=300, help="frames in the live clip")
+    parser.add_argument("--save-clip", metavar="PATH", help="keep the live clip here (and its truth beside it)")
+    parser.add_argument("--live-only", action="store_true", help="only the live-recognition comparison")
     parser.add_argument("--soak-frames", type=int, default=3000, help="frames of the memory soak (0: none)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
     with friendly_errors(args.debug):
         with tempfile.TemporaryDirectory() as folder:
+            live_rows = live_benchmark(args, folder)
+            if args.live_only:
+                if args.json:
+                    print(json.dumps({"live": live_rows}))
+                else:
+                    print_live(live_rows, args.clip_frames)
+                return
             video = Path(folder) / "four_faces.mp4"
             truth = make_video(video, args.frames)
             frames = read_frames(video)
@@ -280,8 +445,11 @@ def main(argv=None):
         ours["threads_calls_per_s"], ours["threads_wrong_answers"] = threads_check(args.model, frames, crops)
         total_faces = sum(len(t) for t in truth)
         if args.json:
-            print(json.dumps({"frames": len(frames), "faces": total_faces, "cpus": os.cpu_count(), "rows": rows}))
+            print(json.dumps({"live": live_rows, "frames": len(frames), "faces": total_faces, "cpus": os.cpu_count(),
+                              "rows": rows}))
             return
+        print_live(live_rows, args.clip_frames)
+        print()
         print(f"{len(frames)} frames of {FRAME_SIZE[0]}x{FRAME_SIZE[1]}, {total_faces} faces in all; "
               f"{os.cpu_count()} CPU(s); medians of {args.repeats} passes / {args.calls} calls")
         print(f"{'pipeline':<50} {'batch-1 ms':>10} {'faces/s @32':>12} {'frames/s':>9} {'faces found':>12}")
@@ -290,6 +458,7 @@ def main(argv=None):
             found = f"{row['found']}/{total_faces}" if row.get("found") is not None else "-"
             print(f"{row['name']:<50} {row['latency_ms']:>10.2f} {row['faces_per_s']:>12.0f} {fps:>9} {found:>12}")
         print(keras_row["note"])
+        print(ours["note"])
         for row in (r for r in rows if "first_result_s" in r):
             soaked = ", ".join(f"{mb:.0f} MB after {n} frames" for n, mb in row.get("soak_mb", {}).items())
             print(f"{row['name']}: one image in a fresh process {row['first_result_s']:.2f} s, peak "

@@ -5,9 +5,14 @@
     for face in recognizer.detect(cv2.imread("photo.jpg")):
         print(face.box, face.emotion, face.confidence)
 
+    stream = recognizer.stream()            # consecutive frames of one video or camera
+    for face in stream.detect(frame, time_in_seconds):
+        print(face.id, face.emotion)        # ids stay while a face stays; probabilities are smoothed
+
 One recognizer may be shared by several threads (a web server's pool, say): each thread gets its
 own LiteRT interpreters and its own face cascade, so calls run side by side and give the same
 answers as one thread would. With the shipped model it runs without TensorFlow (see classifier.py).
+A stream belongs to one thread.
 """
 
 import threading
@@ -17,10 +22,11 @@ import numpy as np
 
 from .classifier import load_classifier
 from .config import CLASS_NAMES, DEFAULT_MODEL_PATH, IMAGE_SIZE, INPUT_SHAPE
+from .faces import MIN_FACE, FaceDetector
+from .preprocessing import faces_pixels, to_gray
+from .tracking import FULL_SEARCH_EVERY, HALF_LIFE, FaceTracker, smooth
 
 MAX_PIXEL = 255
-from .faces import FaceDetector
-from .preprocessing import faces_pixels, to_gray
 
 
 @dataclass
@@ -31,12 +37,23 @@ class Face:
     emotion: str        # the most likely of CLASS_NAMES
     confidence: float   # its probability
     probabilities: dict  # every class name -> probability; they sum to 1
+    id: int = None      # in a stream: the same while the face stays in view; None for single images
+
+    @classmethod
+    def from_probabilities(cls, box, probabilities, id=None):
+        probabilities = np.asarray(probabilities, dtype=np.float64)
+        return cls(box=tuple(int(v) for v in box), emotion=CLASS_NAMES[int(probabilities.argmax())],
+                   confidence=float(probabilities.max()),
+                   probabilities=dict(zip(CLASS_NAMES, map(float, probabilities))), id=id)
 
     def __getitem__(self, key):
         return getattr(self, key)
 
     def to_dict(self):
-        return asdict(self)
+        values = asdict(self)
+        if values["id"] is None:
+            del values["id"]
+        return values
 
 
 def check_pixel_range(faces):
@@ -54,8 +71,11 @@ def check_pixel_range(faces):
 
 
 class EmotionRecognizer:
-    def __init__(self, model_path=DEFAULT_MODEL_PATH, detector=None):
+    def __init__(self, model_path=DEFAULT_MODEL_PATH, detector=None, min_face=MIN_FACE):
+        """model_path: a .keras model. min_face: the smallest face looked for, in frame pixels.
+        detector: a FaceDetector to use instead (shared by all threads, which then take turns)."""
         self.model_path = model_path
+        self.min_face = min_face
         # All faces of a frame go through one call of a classifier built once (see classifier.py).
         self.classifier = load_classifier(model_path)
         # OpenCV's cascade keeps scratch buffers per object, so each thread gets its own; a detector
@@ -63,14 +83,14 @@ class EmotionRecognizer:
         self._given_detector = detector
         self._detector_lock = threading.Lock()
         self._local = threading.local()
-        self._local.detector = detector or FaceDetector()  # built now, so a missing cascade fails early
+        self._local.detector = detector or FaceDetector(min_face=min_face)  # a missing cascade fails now
 
     @property
     def detector(self):
         if self._given_detector is not None:
             return self._given_detector
         if not hasattr(self._local, "detector"):
-            self._local.detector = FaceDetector()
+            self._local.detector = FaceDetector(min_face=self.min_face)
         return self._local.detector
 
     def _find_faces(self, gray):
@@ -101,13 +121,42 @@ class EmotionRecognizer:
 
     def detect(self, frame):
         """Every face in a BGR (or grayscale) frame, with its emotion, as a list of Face."""
+        return self.detect_many([frame])[0]
+
+    def detect_many(self, frames):
+        """detect() for several frames (a folder's images), with their faces classified in one call."""
+        grays = [to_gray(frame) for frame in frames]
+        boxes = [self._find_faces(gray) for gray in grays]
+        crops = [faces_pixels(gray, frame_boxes) for gray, frame_boxes in zip(grays, boxes)]
+        probabilities = self.classify(np.concatenate(crops)) if crops else np.zeros((0, len(CLASS_NAMES)))
+        results, start = [], 0
+        for frame_boxes in boxes:
+            results.append([Face.from_probabilities(box, p)
+                            for box, p in zip(frame_boxes, probabilities[start:start + len(frame_boxes)])])
+            start += len(frame_boxes)
+        return results
+
+    def stream(self, half_life=HALF_LIFE, full_search_every=FULL_SEARCH_EVERY):
+        """A StreamRecognizer for consecutive frames of one video or camera (see tracking.py).
+
+        half_life: seconds over which a face's probabilities are smoothed; None or 0 turns it off.
+        """
+        return StreamRecognizer(self, half_life, full_search_every)
+
+
+class StreamRecognizer:
+    """Faces of consecutive frames with ids that stay while a face stays, and smoothed probabilities."""
+
+    def __init__(self, recognizer, half_life=HALF_LIFE, full_search_every=FULL_SEARCH_EVERY):
+        self.recognizer, self.half_life = recognizer, half_life
+        self.tracker = FaceTracker(recognizer.detector, full_search_every)
+
+    def detect(self, frame, time):
+        """Faces in this frame; `time` is its time in the stream, in seconds (for the smoothing)."""
         gray = to_gray(frame)
-        boxes = self._find_faces(gray)
-        if len(boxes) == 0:
+        tracks = self.tracker.update(gray)
+        if not tracks:
             return []
-        probabilities = self.classify(faces_pixels(gray, boxes))
-        return [
-            Face(box=tuple(int(v) for v in box), emotion=CLASS_NAMES[int(p.argmax())],
-                 confidence=float(p.max()), probabilities=dict(zip(CLASS_NAMES, map(float, p))))
-            for box, p in zip(boxes, probabilities)
-        ]
+        probabilities = self.recognizer.classify(faces_pixels(gray, [track.box for track in tracks]))
+        return [Face.from_probabilities(track.box, smooth(track, p, time, self.half_life), id=track.id)
+                for track, p in zip(tracks, probabilities)]

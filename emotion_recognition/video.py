@@ -11,6 +11,7 @@ import cv2
 from .errors import UserError, check_writable, ensure_folder
 from .files import write_atomic
 from .preprocessing import decode_image
+from .tracking import HALF_LIFE
 
 WINDOW_TITLE = "Emotion recognition (q or Esc quits)"
 QUIT_KEYS = (ord("q"), ord("Q"), 27)
@@ -70,27 +71,94 @@ def write_image(path, image):
     write_atomic(path, encoded.tobytes())
 
 
+# A folder's images are decoded and their faces classified this many at a time (one model call).
+IMAGES_PER_CALL = 16
+
+
+def list_images(paths):
+    """(file, place under --output, named) for each file to read: the files named, and every file in
+    the folders named, recursively, in sorted order (hidden files and folders left out).
+
+    With a single folder named, the places mirror its layout; otherwise files named go to their
+    own name and each folder's files under the folder's name."""
+    entries, single_folder = [], len(paths) == 1 and Path(paths[0]).is_dir()
+    for path in map(Path, paths):
+        if not path.is_dir():
+            entries.append((path, Path(path.name), True))
+            continue
+        files = sorted(p for p in path.rglob("*")
+                       if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        for file in files:
+            relative = file.relative_to(path)
+            entries.append((file, relative if single_folder else Path(path.name) / relative, False))
+    return entries
+
+
 def run_images(recognizer, paths, output=None, display=True, as_json=False):
-    """Recognize emotions in image files. With several images, `output` is a folder."""
-    if output and len(paths) > 1:
+    """Recognize emotions in image files and folders of them. Returns a summary dict.
+
+    A file named directly must be a readable image (checked before any work); a file found in a
+    folder that is not one is skipped with a warning. With several images, `output` is a folder
+    (mirroring a folder's layout). Faces of several images are classified in one model call.
+    """
+    from tqdm import tqdm
+
+    entries = list_images(paths)
+    several = len(entries) > 1 or any(Path(p).is_dir() for p in paths)
+    if output and several:
         ensure_folder(output, "output folder")
-    images = [(path, read_image(path)) for path in paths]  # every path checked before any work
-    for path, image in images:
-        faces = recognizer.detect(image)
-        if as_json:
-            print(faces_json(faces, image=str(path)), flush=True)
-        else:
-            summary = ", ".join(f"{f.emotion} {f.confidence:.0%}" for f in faces) or "no face found"
-            print(f"{path}: {summary}", file=sys.stderr)
-        annotate(image, faces)
-        if output:
-            write_image(Path(output) / Path(path).name if len(paths) > 1 else output, image)
+    named = {path: read_image(path) for path, _, is_named in entries if is_named}  # every named file first
+    if not entries:
+        raise UserError(f"no files in {', '.join(map(str, paths))}")
+    skipped, images_done, faces_seen = [], 0, 0
+    progress = tqdm(total=len(entries), unit="image", file=sys.stderr, leave=False, disable=len(entries) < 2)
+    try:
+        for start in range(0, len(entries), IMAGES_PER_CALL):
+            chunk = []
+            for path, place, is_named in entries[start:start + IMAGES_PER_CALL]:
+                image = named[path] if is_named else _read_or_none(path)
+                if image is None:
+                    skipped.append(path)
+                    progress.write(f"warning: skipped {path}: not a readable image", file=sys.stderr)
+                    progress.update(1)
+                else:
+                    chunk.append((path, place, image))
+            for (path, place, image), faces in zip(chunk, recognizer.detect_many([image for _, _, image in chunk])):
+                images_done += 1
+                faces_seen += len(faces)
+                if as_json:
+                    print(faces_json(faces, image=str(path)), flush=True)
+                else:
+                    summary = ", ".join(f"{f.emotion} {f.confidence:.0%}" for f in faces) or "no face found"
+                    progress.write(f"{path}: {summary}", file=sys.stderr)
+                progress.update(1)
+                annotate(image, faces)
+                if output:
+                    target = Path(output) / place if several else Path(output)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    write_image(target, image)
+                if display:
+                    cv2.imshow(WINDOW_TITLE, image)
+                    if (cv2.waitKey(0) & 0xFF) in QUIT_KEYS:
+                        return _images_summary(images_done, faces_seen, skipped)
+    finally:
+        progress.close()
         if display:
-            cv2.imshow(WINDOW_TITLE, image)
-            if (cv2.waitKey(0) & 0xFF) in QUIT_KEYS:
-                break
-    if display:
-        cv2.destroyAllWindows()
+            cv2.destroyAllWindows()
+    if not images_done:
+        raise UserError(f"no readable images among the {len(entries)} file(s) in {', '.join(map(str, paths))}")
+    return _images_summary(images_done, faces_seen, skipped)
+
+
+def _read_or_none(path):
+    try:
+        return decode_image(Path(path).read_bytes())
+    except OSError:
+        return None
+
+
+def _images_summary(images, faces, skipped):
+    return {"images": images, "faces": faces, "skipped": [str(p) for p in skipped]}
 
 
 def open_source(source):
@@ -127,14 +195,20 @@ class FrameRate:
         return (len(self.times) - 1) / (self.times[-1] - self.times[0])
 
 
-def run_stream(recognizer, source, output=None, display=True, as_json=False, max_frames=None):
-    """Recognize emotions frame by frame from a camera or video file until it ends or q/Esc.
+def run_stream(recognizer, source, output=None, display=True, as_json=False, max_frames=None, every=1,
+               half_life=HALF_LIFE):
+    """Recognize emotions in a camera's or a video file's frames until it ends or q/Esc.
 
-    Returns a summary dict (frames, faces, seconds, fps). The capture and the output video are
-    always released, so a stream that stops mid-run still leaves a finished, playable file.
+    Faces are tracked from frame to frame (ids) and their probabilities smoothed over `half_life`
+    seconds of the stream's time (None: off). every=N classifies every Nth frame (the others are
+    skipped undecoded). In a window, a file plays at its own frame rate. Returns a summary dict
+    (frames, faces, seconds, fps). The capture and the output video are always released, so a
+    stream that stops mid-run still leaves a finished, playable file.
     """
     from tqdm import tqdm
 
+    if every < 1:
+        raise UserError(f"every must be 1 or more (1 classifies every frame), not {every}")
     if output:
         check_writable(output)
     capture, is_camera = open_source(source)
@@ -143,20 +217,23 @@ def run_stream(recognizer, source, output=None, display=True, as_json=False, max
         capture.release()
         what = f"camera {source} gave no frames" if is_camera else f"cannot read video {source}: no frame decodes"
         raise UserError(f"{what}; check the {'camera' if is_camera else 'file'}", reason="no-frames")
+    stream = recognizer.stream(half_life=half_life)
+    clock = StreamClock(capture, is_camera, every)
     writer = None
-    total = None if is_camera else int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    total = None if is_camera else (int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) + every - 1) // every or None
     if max_frames:
         total = min(total, max_frames) if total else max_frames
     # A video file gets a progress bar on stderr; a live camera has no end to show.
     progress = tqdm(total=total, unit="frame", disable=is_camera, file=sys.stderr, leave=False)
     rate = FrameRate()
-    frames = faces_seen = 0
+    index = frames = faces_seen = 0  # index: the frame's number in the source; frames: those classified
     started = time.perf_counter()
     try:
         while ok and (max_frames is None or frames < max_frames):
-            faces = recognizer.detect(frame)
+            seconds = clock.time(index)
+            faces = stream.detect(frame, seconds)
             if as_json:
-                print(faces_json(faces, frame=frames), flush=True)
+                print(faces_json(faces, frame=index, time=round(seconds, 3)), flush=True)
             frames += 1
             faces_seen += len(faces)
             progress.update(1)
@@ -165,13 +242,20 @@ def run_stream(recognizer, source, output=None, display=True, as_json=False, max
                 annotate(frame, faces, fps=fps if display else None)
             if output:
                 if writer is None:
-                    writer = _open_writer(output, capture, frame)
+                    writer = _open_writer(output, capture, frame, every)
                 writer.write(frame)
             if display:
                 cv2.imshow(WINDOW_TITLE, frame)
-                if (cv2.waitKey(1) & 0xFF) in QUIT_KEYS:
+                if (cv2.waitKey(clock.wait_ms(seconds)) & 0xFF) in QUIT_KEYS:
                     break
-            ok, frame = capture.read()  # False at the end of a file or when a camera stops
+            for _ in range(every - 1):  # frames not classified are not even decoded
+                ok = capture.grab()
+                index += 1
+                if not ok:
+                    break
+            if ok:
+                ok, frame = capture.read()  # False at the end of a file or when a camera stops
+                index += 1
     finally:
         progress.close()
         capture.release()
@@ -183,9 +267,38 @@ def run_stream(recognizer, source, output=None, display=True, as_json=False, max
     return {"frames": frames, "faces": faces_seen, "seconds": seconds, "fps": frames / seconds if seconds else 0.0}
 
 
-def _open_writer(path, capture, frame):
+class StreamClock:
+    """A frame's time in seconds: a file's own timestamps (its frame rate where it has none), a
+    camera's wall-clock time since the first frame. Also how long a window waits to play a file
+    at its own speed."""
+
+    def __init__(self, capture, is_camera, every=1):
+        self.capture, self.is_camera, self.every = capture, is_camera, every
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if fps and fps > 0 else FALLBACK_FPS
+        self.started = time.perf_counter()
+        self.last = -1.0
+
+    def time(self, index):
+        if self.is_camera:
+            return time.perf_counter() - self.started
+        stamp = self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+        # Some containers report no timestamps (0 throughout); frame number / rate stands in.
+        seconds = stamp if stamp > self.last or index == 0 else index / self.fps
+        self.last = seconds
+        return seconds
+
+    def wait_ms(self, seconds):
+        """Milliseconds to wait before the next frame shows: a file's frames are due at their own times."""
+        if self.is_camera:
+            return 1
+        due = seconds + self.every / self.fps - (time.perf_counter() - self.started)
+        return max(1, round(1000 * due))
+
+
+def _open_writer(path, capture, frame, every=1):
     fps = capture.get(cv2.CAP_PROP_FPS)
-    fps = fps if fps and fps > 0 else FALLBACK_FPS
+    fps = (fps if fps and fps > 0 else FALLBACK_FPS) / every  # the written video keeps the source's pace
     height, width = frame.shape[:2]
     fourcc = cv2.VideoWriter_fourcc(*("XVID" if str(path).lower().endswith(".avi") else "mp4v"))
     writer = cv2.VideoWriter(str(path), fourcc, fps, (width, height))

@@ -20,8 +20,8 @@ from emotion_recognition.errors import UserError
 FACE_KEYS = {"box", "emotion", "confidence", "probabilities"}
 
 
-def check_face_schema(face):
-    assert set(face) == FACE_KEYS
+def check_face_schema(face, video=False):
+    assert set(face) == FACE_KEYS | ({"id"} if video else set())
     assert len(face["box"]) == 4 and all(isinstance(v, int) for v in face["box"])
     assert face["emotion"] in CLASS_NAMES
     assert list(face["probabilities"]) == list(CLASS_NAMES)
@@ -73,7 +73,7 @@ def test_video_frame_by_frame(cli, face_video, tmp_path):
     found = [r for r in records if len(r["faces"]) == 1]
     assert len(found) >= 10, records
     for record in found:
-        check_face_schema(record["faces"][0])
+        check_face_schema(record["faces"][0], video=True)
     assert "12 frames" in result.stderr and "frames/s" in result.stderr
     written = cv2.VideoCapture(str(output))
     assert int(written.get(cv2.CAP_PROP_FRAME_COUNT)) == 12

@@ -3,6 +3,7 @@
     emotion-recognition                           # webcam 0, in a window; q or Esc quits
     emotion-recognition --source clip.mp4 --no-display --output annotated.mp4
     emotion-recognition --image photo.jpg --json --no-display
+    emotion-recognition --image photos/ --output annotated/ --no-display   # a folder, recursively
     emotion-recognition --export model.tflite     # the model's LiteRT form, for deploying elsewhere
 
 (`python recognition.py ...` in a clone does the same.)
@@ -10,9 +11,12 @@
 
 import argparse
 import sys
+from pathlib import Path
 
 from ..config import DEFAULT_MODEL_PATH
-from ..errors import check_writable, friendly_errors
+from ..errors import UserError, check_writable, friendly_errors
+from ..faces import MIN_FACE
+from ..tracking import HALF_LIFE
 
 ADVICE = {
     "no-display": "add --no-display, and --output FILE or --json to see the results",
@@ -29,20 +33,46 @@ def parse_args(argv=None):
     inputs = parser.add_mutually_exclusive_group()
     inputs.add_argument("--source", default="0",
                         help="camera index (0 is the default webcam) or a video file")
-    inputs.add_argument("--image", nargs="+", metavar="PATH", help="one or more image files instead of a video")
+    inputs.add_argument("--image", nargs="+", metavar="PATH",
+                        help="image files or folders (searched recursively) instead of a video; files in a folder "
+                             "that are not readable images are skipped with a warning")
     inputs.add_argument("--export", metavar="PATH",
                         help="write the model's LiteRT (.tflite) form, checked against Keras, and exit")
     parser.add_argument("--model", default=str(DEFAULT_MODEL_PATH),
                         help="trained .keras model (the shipped one by default)")
     parser.add_argument("--output", metavar="PATH",
-                        help="write the annotated video or image here (a folder for several --image files)")
+                        help="write the annotated video or image here (a folder for several images or a folder of them, "
+                             "mirroring its layout)")
     parser.add_argument("--no-display", action="store_true",
                         help="open no window (servers, SSH); prints a summary on stderr")
     parser.add_argument("--json", action="store_true",
-                        help='print one JSON object per frame or image on stdout: {"frame": 0, "faces": [...]}')
-    parser.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+                        help='print one JSON object per frame or image on stdout: {"frame": 0, "time": 0.0, "faces": [...]}, '
+                             'each video face with its "id"')
+    parser.add_argument("--max-frames", type=int, metavar="N", help="stop after N classified frames")
+    stream = parser.add_argument_group("video and camera")
+    stream.add_argument("--every", type=int, default=1, metavar="N",
+                        help="classify every Nth frame (the others are skipped without decoding); JSON lines keep "
+                             "the source's frame numbers and times")
+    stream.add_argument("--half-life", type=float, default=HALF_LIFE, metavar="SECONDS",
+                        help="smooth each face's probabilities over this much of the stream's time")
+    stream.add_argument("--no-smoothing", action="store_true", help="raw per-frame probabilities (no smoothing)")
+    detection = parser.add_argument_group("face detection")
+    detection.add_argument("--min-face", type=int, default=MIN_FACE, metavar="PX",
+                           help="smallest face looked for, in frame pixels; smaller values find faces further "
+                                "away but cost time (most of a search goes into the smallest sizes)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     return parser.parse_args(argv)
+
+
+def check_options(args):
+    if args.every < 1:
+        raise UserError(f"--every must be 1 or more, not {args.every}")
+    if args.half_life < 0:
+        raise UserError(f"--half-life must be 0 or more seconds, not {args.half_life}")
+    if args.min_face < 1:
+        raise UserError(f"--min-face must be at least 1 pixel, not {args.min_face}")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise UserError(f"--max-frames must be 1 or more, not {args.max_frames}")
 
 
 def main(argv=None):
@@ -63,18 +93,24 @@ def main(argv=None):
         from ..recognizer import EmotionRecognizer
 
         display = not args.no_display
+        check_options(args)
         if display:
             video.check_display()
-        if args.image and args.output and len(args.image) == 1:
+        single_image = args.image and len(args.image) == 1 and not Path(args.image[0]).is_dir()
+        if args.output and (single_image or not args.image):
             check_writable(args.output, "--output")
-        recognizer = EmotionRecognizer(args.model)
+        recognizer = EmotionRecognizer(args.model, min_face=args.min_face)
         if args.image:
-            video.run_images(recognizer, args.image, output=args.output, display=display, as_json=args.json)
+            summary = video.run_images(recognizer, args.image, output=args.output, display=display, as_json=args.json)
+            if not single_image:
+                skipped = len(summary["skipped"])
+                print(f"{summary['images']} images, {summary['faces']} faces"
+                      + (f"; skipped {skipped} file(s) that are not readable images" if skipped else "")
+                      + (f"; annotated copies in {args.output}" if args.output else ""), file=sys.stderr)
             return
-        if args.output:
-            check_writable(args.output, "--output")
         summary = video.run_stream(recognizer, args.source, output=args.output, display=display,
-                                   as_json=args.json, max_frames=args.max_frames)
+                                   as_json=args.json, max_frames=args.max_frames, every=args.every,
+                                   half_life=None if args.no_smoothing else args.half_life)
         if not display:
             print(f"{summary['frames']} frames, {summary['faces']} faces, {summary['fps']:.1f} frames/s"
                   + (f"; wrote {args.output}" if args.output else ""), file=sys.stderr)

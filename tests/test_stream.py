@@ -1,0 +1,190 @@
+"""Live recognition: face ids that stay, smoothing over stream time, --every, JSON time, folders."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from emotion_recognition.config import CLASS_NAMES
+from emotion_recognition.tracking import FaceTracker, smooth, Track
+
+
+def json_lines(result):
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+# --- Ids ---------------------------------------------------------------------------------------------
+
+def test_a_face_moving_across_the_video_keeps_one_id(cli, face_video):
+    records = json_lines(cli("recognize", "--source", face_video, "--no-display", "--json"))
+    ids = [face["id"] for record in records for face in record["faces"]]
+    assert len(ids) >= 10 and set(ids) == {ids[0]}, ids
+
+
+class FixedDetector:
+    """Finds a face at the given boxes in every search, whatever the frame shows."""
+
+    min_face = 50
+
+    def __init__(self, boxes):
+        self.boxes = np.array(boxes, dtype=np.int32).reshape(-1, 4)
+
+    def detect(self, gray):
+        return self.boxes
+
+    def detect_near(self, gray, box):
+        return self.boxes
+
+    def detect_in(self, gray, region, **_):
+        return self.boxes
+
+
+def textured_frame(seed, box=(100, 80, 120, 120)):
+    """A plain frame with a random blurred texture (a stand-in face) in `box`."""
+    frame = np.full((480, 640), 128, np.uint8)
+    x, y, w, h = box
+    texture = np.random.default_rng(seed).integers(0, 256, (h, w), dtype=np.uint8)
+    frame[y:y + h, x:x + w] = cv2.GaussianBlur(texture, (9, 9), 0)
+    return frame
+
+
+def test_another_face_in_the_same_place_gets_a_new_id_and_the_same_face_keeps_its_own():
+    box = (100, 80, 120, 120)
+    tracker = FaceTracker(FixedDetector([box]))
+    first = [tracker.update(textured_frame(seed=1))[0].id for _ in range(5)]
+    second = [tracker.update(textured_frame(seed=2))[0].id for _ in range(5)]
+    assert len(set(first)) == 1 and len(set(second)) == 1 and first[0] != second[0]
+
+
+def test_a_face_the_detector_misses_for_a_moment_is_kept_while_its_box_still_shows_it():
+    box = (100, 80, 120, 120)
+    detector = FixedDetector([box])
+    tracker = FaceTracker(detector, full_search_every=1000)
+    frame = textured_frame(seed=1)
+    face_id = tracker.update(frame)[0].id
+    detector.boxes = np.zeros((0, 4), np.int32)  # the detector flickers
+    assert [t.id for t in tracker.update(frame)] == [face_id]
+    # ... but a box that no longer shows the face is not reported.
+    assert tracker.update(np.full((480, 640), 128, np.uint8)) == []
+
+
+# --- Smoothing ---------------------------------------------------------------------------------------
+
+def test_smoothing_halves_the_distance_in_one_half_life_at_any_frame_rate():
+    old, new = np.eye(7)[0], np.eye(7)[3]
+    one_step = Track(id=1, box=(0, 0, 1, 1), thumbnail=None)
+    smooth(one_step, old, time=0.0, half_life=0.5)
+    assert np.allclose(smooth(one_step, new, time=0.5, half_life=0.5), (old + new) / 2)
+    five_steps = Track(id=1, box=(0, 0, 1, 1), thumbnail=None)
+    smooth(five_steps, old, time=0.0, half_life=0.5)
+    for step in range(1, 6):
+        result = smooth(five_steps, new, time=0.1 * step, half_life=0.5)
+    assert np.allclose(result, one_step.probabilities)
+    no_smoothing = Track(id=1, box=(0, 0, 1, 1), thumbnail=None)
+    smooth(no_smoothing, old, time=0.0, half_life=None)
+    assert np.allclose(smooth(no_smoothing, new, time=0.1, half_life=None), new)
+
+
+def test_video_probabilities_are_the_raw_ones_smoothed_over_stream_time(cli, face_video):
+    raw = json_lines(cli("recognize", "--source", face_video, "--no-display", "--json", "--no-smoothing"))
+    smoothed = json_lines(cli("recognize", "--source", face_video, "--no-display", "--json", "--half-life", "0.2"))
+    assert [r["faces"] and r["faces"][0]["box"] for r in raw] == [r["faces"] and r["faces"][0]["box"] for r in smoothed]
+    average, last_time, differs = None, None, False
+    for raw_record, smoothed_record in zip(raw, smoothed):
+        if not raw_record["faces"]:
+            continue
+        p = np.array([raw_record["faces"][0]["probabilities"][c] for c in CLASS_NAMES])
+        keep = 0.0 if average is None else 0.5 ** ((raw_record["time"] - last_time) / 0.2)
+        average = p if average is None else keep * average + (1 - keep) * p
+        last_time = raw_record["time"]
+        shown = np.array([smoothed_record["faces"][0]["probabilities"][c] for c in CLASS_NAMES])
+        assert np.allclose(shown, average, atol=1e-6)
+        differs |= not np.allclose(shown, p, atol=1e-3)
+    assert differs  # the face moves, its raw probabilities change, and the smoothing shows
+
+
+def test_images_are_never_smoothed(cli, astronaut_png):
+    first = json_lines(cli("recognize", "--image", astronaut_png, astronaut_png, "--json", "--no-display"))
+    assert first[0]["faces"][0]["probabilities"] == first[1]["faces"][0]["probabilities"]
+    assert "id" not in first[0]["faces"][0]
+
+
+# --- Time and --every --------------------------------------------------------------------------------
+
+def test_json_lines_carry_frame_and_time_from_the_stream(cli, face_video):
+    records = json_lines(cli("recognize", "--source", face_video, "--no-display", "--json"))
+    assert [r["frame"] for r in records] == list(range(12))
+    assert [r["time"] for r in records] == pytest.approx([i / 10 for i in range(12)])  # a 10 frames/s file
+
+
+def test_every_nth_frame_keeps_the_source_frame_numbers_and_times(cli, face_video, tmp_path):
+    output = tmp_path / "every3.mp4"
+    records = json_lines(cli("recognize", "--source", face_video, "--no-display", "--json", "--every", "3",
+                             "--output", output))
+    assert [r["frame"] for r in records] == [0, 3, 6, 9]
+    assert [r["time"] for r in records] == pytest.approx([0.0, 0.3, 0.6, 0.9])
+    written = cv2.VideoCapture(str(output))
+    assert int(written.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
+    written.release()
+
+
+# --- Folders -----------------------------------------------------------------------------------------
+
+@pytest.fixture
+def photo_folder(tmp_path, astronaut_png):
+    """A folder tree: 6 photos in three levels, a text file, and a truncated (corrupt) JPEG."""
+    root = tmp_path / "photos"
+    photo = cv2.resize(cv2.imread(str(astronaut_png)), (256, 256))
+    for i, sub in enumerate(["", "", "a", "a", "a/b", "a/b"]):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / sub / f"photo{i}.jpg"), photo if i % 2 else cv2.flip(photo, 1))
+    (root / "notes.txt").write_text("not an image")
+    jpeg = (root / "photo0.jpg").read_bytes()
+    (root / "a" / "broken.jpg").write_bytes(jpeg[:300])
+    return root
+
+
+def test_a_folder_is_read_recursively_skipping_bad_files_and_mirrored_into_output(cli, photo_folder, tmp_path):
+    output = tmp_path / "annotated"
+    result = cli("recognize", "--image", photo_folder, "--json", "--no-display", "--output", output)
+    records = json_lines(result)
+    assert len(records) == 6 and all(len(r["faces"]) == 1 for r in records)
+    assert [r["image"] for r in records] == sorted(r["image"] for r in records)  # a stable order
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning")]
+    assert len(warnings) == 2 and any("broken.jpg" in w for w in warnings) and any("notes.txt" in w for w in warnings)
+    assert "6 images, 6 faces; skipped 2 file(s)" in result.stderr
+    written = sorted(str(p.relative_to(output)) for p in output.rglob("*.jpg"))
+    assert written == ["a/b/photo4.jpg", "a/b/photo5.jpg", "a/photo2.jpg", "a/photo3.jpg", "photo0.jpg", "photo1.jpg"]
+
+
+def test_faces_of_a_folder_are_classified_as_they_are_one_by_one(photo_folder, shipped_model):
+    from emotion_recognition import EmotionRecognizer
+
+    recognizer = EmotionRecognizer(shipped_model)
+    images = [cv2.imread(str(p)) for p in sorted(photo_folder.rglob("photo*.jpg"))]
+    together = recognizer.detect_many(images)
+    for image, faces in zip(images, together):
+        alone = recognizer.detect(image)
+        assert [f.box for f in faces] == [f.box for f in alone]
+        assert np.allclose([list(f.probabilities.values()) for f in faces],
+                           [list(f.probabilities.values()) for f in alone], atol=1e-6)
+
+
+def test_a_folder_without_readable_images_is_an_error(cli, tmp_path):
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("text")
+    result = cli("recognize", "--image", folder, "--json", "--no-display")
+    assert result.returncode != 0 and "no readable images" in result.stderr
+
+
+# --- Detection settings ------------------------------------------------------------------------------
+
+def test_min_face_larger_than_the_face_finds_nothing(cli, astronaut_png):
+    assert len(json_lines(cli("recognize", "--image", astronaut_png, "--json", "--no-display"))[0]["faces"]) == 1
+    assert json_lines(cli("recognize", "--image", astronaut_png, "--json", "--no-display",
+                          "--min-face", "300"))[0]["faces"] == []
+    result = cli("recognize", "--image", astronaut_png, "--no-display", "--min-face", "0")
+    assert result.returncode == 2 and "--min-face" in result.stderr
