@@ -1,7 +1,6 @@
 """train.py end to end on a tiny folder: the model it writes, checkpoints, interruption and resume."""
 
 import json
-import signal
 import subprocess
 import sys
 
@@ -74,16 +73,6 @@ def test_sigint_after_first_epoch_keeps_a_model_and_resume_finishes(fer_folder, 
     assert int(last.optimizer.iterations) == 4 * steps_per_epoch
 
 
-def test_sigterm_is_handled_like_ctrl_c(fer_folder, tmp_path):
-    run_dir = tmp_path / "run"
-    command = [sys.executable, str(ROOT / "train.py"), "--data", str(fer_folder), "--epochs", "50",
-               "--output", str(tmp_path / "m.keras"), "--run-dir", str(run_dir), "--quiet"]
-    process, stderr = interrupt_after_first_epoch(command, run_dir / "state.json", sig=signal.SIGTERM)
-    assert process.returncode == 130 and "Traceback" not in stderr
-    from emotion_recognition.model import load_model
-    load_model(run_dir / "last.keras")
-
-
 def test_recipe_options_shape_the_model_and_a_resumed_run_keeps_them(cli, fer_folder, tmp_path):
     output = tmp_path / "m.keras"
     first = cli("train", "--data", fer_folder, "--epochs", "1", "--output", output, "--quiet",
@@ -104,14 +93,11 @@ def test_recipe_options_shape_the_model_and_a_resumed_run_keeps_them(cli, fer_fo
     assert (config["base_width"], config["random_erasing"], config["class_weight_power"]) == (8, 0.0, 1.0)
     assert (config["crop_size"], config["optimizer"]) == (44, "sgd")
 
-
-def test_resuming_keeps_the_run_recipe_without_changing_the_callers_config(cli, fer_folder, tmp_path):
+    # The library does the same, and leaves the caller's config as it was.
     from emotion_recognition.training import TrainConfig, train
 
-    output = tmp_path / "m.keras"
-    assert cli("train", "--data", fer_folder, "--epochs", "1", "--output", output, "--quiet",
-               "--base-width", "8", "--dense-units", "32").returncode == 0
-    config = TrainConfig(data=str(fer_folder), output=str(output), epochs=1, base_width=16, dense_units=64)
-    metrics = train(config, resume=True, verbose=0)  # nothing left to train: publishes and scores again
+    asked = TrainConfig(data=str(fer_folder), output=str(output), epochs=1, base_width=16, dense_units=64)
+    metrics = train(asked, resume=True, verbose=0)  # nothing left to train: publishes and scores again
     assert (metrics["config"]["base_width"], metrics["config"]["dense_units"]) == (8, 32)
-    assert (config.base_width, config.dense_units) == (16, 64)
+    assert (asked.base_width, asked.dense_units) == (16, 64)
+
