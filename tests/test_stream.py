@@ -188,3 +188,17 @@ def test_min_face_larger_than_the_face_finds_nothing(cli, astronaut_png):
                           "--min-face", "300"))[0]["faces"] == []
     result = cli("recognize", "--image", astronaut_png, "--no-display", "--min-face", "0")
     assert result.returncode == 2 and "--min-face" in result.stderr
+
+
+def test_a_file_in_a_window_plays_at_its_own_frame_rate():
+    from emotion_recognition.video import StreamClock
+
+    class TenFramesPerSecond:
+        def get(self, prop):
+            return 10.0 if prop == cv2.CAP_PROP_FPS else 0.0
+
+    clock = StreamClock(TenFramesPerSecond(), is_camera=False)
+    clock.started -= 0.25           # a quarter of a second after the first frame showed
+    assert 340 <= clock.wait_ms(0.5) <= 350   # the frame after the one at 0.5 s is due at 0.6 s
+    assert clock.wait_ms(0.0) == 1            # late frames show at once
+    assert StreamClock(TenFramesPerSecond(), is_camera=True).wait_ms(5.0) == 1  # a camera never waits
