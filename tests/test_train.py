@@ -29,10 +29,7 @@ def test_train_one_epoch_writes_a_model_that_honours_the_contract(cli, fer_folde
     assert (tmp_path / "runs" / "m" / "last.keras").is_file()
     assert "accuracy" in result.stdout and "disgust" in result.stdout  # the per-class report
 
-
-def test_existing_run_is_not_overwritten_without_asking(cli, fer_folder, tmp_path):
-    output = tmp_path / "m.keras"
-    assert cli("train", "--data", fer_folder, "--epochs", "1", "--output", output, "--quiet").returncode == 0
+    # The run is not overwritten without asking; --restart discards it and trains afresh.
     again = cli("train", "--data", fer_folder, "--epochs", "1", "--output", output, "--quiet")
     assert_clean_error(again, "already holds a run", "--resume", "--restart")
     restarted = cli("train", "--data", fer_folder, "--epochs", "1", "--output", output, "--quiet", "--restart")
