@@ -75,16 +75,23 @@ class RunFiles:
 
 
 class DeferredInterrupts:
-    """Ctrl-C and SIGTERM stop training, but never in the middle of writing an epoch's files."""
+    """Ctrl-C and SIGTERM stop training at the next safe point: the end of a batch, or once an epoch's
+    files are all written. Never midway through writing them, and never from inside TensorFlow's own
+    bookkeeping (an exception raised there by a signal handler surfaced as "Improper nesting of
+    variable_scope" instead of the interruption). A second signal before a safe point stops at once."""
 
     def __init__(self):
         self.saving = False
         self.pending = False
 
     def handle(self, signum, frame):
-        if self.saving:
-            self.pending = True
-        else:
+        if self.pending and not self.saving:
+            raise KeyboardInterrupt  # asked twice: the user will not wait for the batch to end
+        self.pending = True
+
+    def check(self):
+        """Raise KeyboardInterrupt if a signal came; call where stopping is safe."""
+        if self.pending and not self.saving:
             raise KeyboardInterrupt
 
     @contextlib.contextmanager
@@ -94,8 +101,7 @@ class DeferredInterrupts:
             yield
         finally:
             self.saving = False
-        if self.pending:
-            raise KeyboardInterrupt
+        self.check()
 
     @contextlib.contextmanager
     def installed(self):
@@ -105,6 +111,23 @@ class DeferredInterrupts:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+class StopWhenInterrupted(keras.callbacks.Callback):
+    """Where Keras hands control back between batches, act on a pending Ctrl-C or SIGTERM."""
+
+    def __init__(self, interrupts):
+        super().__init__()
+        self.interrupts = interrupts
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.interrupts.check()
+
+    def on_test_batch_end(self, batch, logs=None):
+        self.interrupts.check()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.interrupts.check()
 
 
 class EpochCheckpoint(keras.callbacks.Callback):

@@ -20,7 +20,7 @@ from .config import (CLASS_NAMES, DEFAULT_DATA_DIR, DEFAULT_MODEL_PATH, DEFAULT_
 from .errors import UserError, ensure_folder
 from .files import save_figure, write_json_atomic
 from .model import BASE_WIDTH, DENSE_DROPOUT, DENSE_UNITS, STAGE_DROPOUT, build_model, load_model, save_model_atomic
-from .runs import DeferredInterrupts, EpochCheckpoint, RunFiles, RunState
+from .runs import DeferredInterrupts, EpochCheckpoint, RunFiles, RunState, StopWhenInterrupted
 
 OPTIMIZERS = ("sgd", "adamw")
 
@@ -228,7 +228,8 @@ def train(config, resume=False, restart=False, verbose=1, devices=None, mixed_pr
             if state.epochs_done < config.epochs:
                 model.fit(batches, validation_data=(x_val, y_val), validation_batch_size=global_batch,
                           epochs=config.epochs, initial_epoch=state.epochs_done,
-                          callbacks=[EpochCheckpoint(files, state, interrupts, published_form)], verbose=verbose)
+                          callbacks=[StopWhenInterrupted(interrupts),
+                                     EpochCheckpoint(files, state, interrupts, published_form)], verbose=verbose)
     except KeyboardInterrupt:
         state = files.read() if files.state_file.is_file() else state
         if not state.epochs_done:
