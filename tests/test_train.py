@@ -98,3 +98,16 @@ def test_recipe_options_shape_the_model_and_a_resumed_run_keeps_them(cli, fer_fo
     assert (metrics["config"]["base_width"], metrics["config"]["dense_units"]) == (8, 32)
     assert (asked.base_width, asked.dense_units) == (16, 64)
 
+
+
+def test_compare_recipes_never_discards_a_run_of_another_length(fer_folder, tmp_path):
+    # A finished 8-epoch comparison run must survive a later call that asks for 30 epochs.
+    run_dir = tmp_path / "recipes" / "crops-sgd"
+    run_dir.mkdir(parents=True)
+    state = {"config": {"epochs": 8}, "epochs_done": 8}
+    (run_dir / "state.json").write_text(json.dumps(state))
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "compare_recipes.py"), "--data", fer_folder,
+                             "--epochs", "30", "--runs-dir", tmp_path / "recipes", "--only", "crops-sgd"],
+                            capture_output=True, text=True, timeout=120)
+    assert_clean_error(result, "8 epochs, not 30", "--runs-dir")
+    assert json.loads((run_dir / "state.json").read_text()) == state
