@@ -64,6 +64,16 @@ def test_several_images_write_into_an_output_folder(cli, astronaut_png, tmp_path
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["astronaut.png", "copy.jpg"]
 
 
+def test_no_mirror_classifies_the_face_as_it_is(cli, astronaut_png):
+    def probabilities(*options):
+        result = cli("recognize", "--image", astronaut_png, "--json", "--no-display", *options)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)["faces"][0]["probabilities"]
+
+    averaged, as_is = probabilities(), probabilities("--no-mirror")
+    assert averaged != as_is and max(as_is, key=as_is.get) == "happy"
+
+
 def test_video_frame_by_frame(cli, face_video, tmp_path):
     output = tmp_path / "annotated.mp4"
     result = cli("recognize", "--source", face_video, "--no-display", "--json", "--output", output)

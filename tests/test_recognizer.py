@@ -42,8 +42,13 @@ def test_classify_accepts_both_shapes_and_matches_the_model(recognizer):
     assert np.allclose(flat.sum(axis=1), 1.0, atol=1e-5)
     from emotion_recognition.model import load_model
 
-    reference = load_model(recognizer.model_path).predict(faces[..., None].astype("float32"), verbose=0)
-    assert np.allclose(flat, reference, atol=1e-4)
+    # By default each face is averaged with its mirror image; mirror=False gives the model's own answer.
+    model = load_model(recognizer.model_path)
+    as_is = model.predict(faces[..., None].astype("float32"), verbose=0)
+    mirrored = model.predict(faces[:, :, ::-1, None].astype("float32"), verbose=0)
+    assert np.allclose(flat, (as_is + mirrored) / 2, atol=1e-4)
+    assert np.allclose(EmotionRecognizer(recognizer.model_path, mirror=False).classify(faces), as_is, atol=1e-4)
+    assert not np.allclose(as_is, mirrored, atol=1e-2)  # random faces: the mirror image changes the answer
     assert recognizer.classify(np.zeros((0, 48, 48), np.uint8)).shape == (0, 7)
 
 
@@ -143,7 +148,7 @@ def test_a_keras_file_without_litert_is_converted_checked_and_cached(tmp_path, m
     keras_model = build_model(base_width=4)
     path = tmp_path / "tiny.keras"
     save_model_atomic(keras_model, path)
-    recognizer = EmotionRecognizer(path)
+    recognizer = EmotionRecognizer(path, mirror=False)
     assert recognizer.classifier.name == "litert"
     assert cached_path(path, file_sha256(path)).is_file()
     faces = np.random.default_rng(2).integers(0, 256, (4, 48, 48, 1)).astype("float32")
@@ -169,7 +174,7 @@ def test_a_litert_file_recorded_for_another_keras_file_is_never_used(tmp_path, m
     assert json.loads(stale_record.read_text())["keras_sha256"] != __import__("hashlib").sha256(path.read_bytes()).hexdigest()
 
     faces = np.random.default_rng(3).integers(0, 256, (4, 48, 48, 1)).astype("float32")
-    probabilities = EmotionRecognizer(path).classify(faces)
+    probabilities = EmotionRecognizer(path, mirror=False).classify(faces)
     assert np.allclose(probabilities, keras_model.predict(faces, verbose=0), atol=1e-4)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from ..config import DEFAULT_MODEL_PATH
 from ..errors import UserError, check_writable, friendly_errors
 from ..faces import MIN_FACE
+from ..recognizer import MIRROR
 from ..tracking import HALF_LIFE
 
 ADVICE = {
@@ -60,6 +61,9 @@ def parse_args(argv=None):
     detection.add_argument("--min-face", type=int, default=MIN_FACE, metavar="PX",
                            help="smallest face looked for, in frame pixels; smaller values find faces further "
                                 "away but cost time (most of a search goes into the smallest sizes)")
+    parser.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=MIRROR,
+                        help="average each face's answers with its mirror image's (more accurate; costs a second "
+                             "model call per face)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     return parser.parse_args(argv)
 
@@ -99,7 +103,7 @@ def main(argv=None):
         single_image = args.image and len(args.image) == 1 and not Path(args.image[0]).is_dir()
         if args.output and (single_image or not args.image):
             check_writable(args.output, "--output")
-        recognizer = EmotionRecognizer(args.model, min_face=args.min_face)
+        recognizer = EmotionRecognizer(args.model, min_face=args.min_face, mirror=args.mirror)
         if args.image:
             summary = video.run_images(recognizer, args.image, output=args.output, display=display, as_json=args.json)
             if not single_image:
