@@ -64,14 +64,14 @@ def test_several_images_write_into_an_output_folder(cli, astronaut_png, tmp_path
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["astronaut.png", "copy.jpg"]
 
 
-def test_no_mirror_classifies_the_face_as_it_is(cli, astronaut_png):
+def test_mirror_averages_the_face_with_its_mirror_image(cli, astronaut_png):
     def probabilities(*options):
         result = cli("recognize", "--image", astronaut_png, "--json", "--no-display", *options)
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout)["faces"][0]["probabilities"]
 
-    averaged, as_is = probabilities(), probabilities("--no-mirror")
-    assert averaged != as_is and max(as_is, key=as_is.get) == "happy"
+    as_is, averaged = probabilities(), probabilities("--mirror")
+    assert averaged != as_is and max(averaged, key=averaged.get) == "happy"
 
 
 def test_video_frame_by_frame(cli, face_video, tmp_path):

@@ -42,12 +42,13 @@ def test_classify_accepts_both_shapes_and_matches_the_model(recognizer):
     assert np.allclose(flat.sum(axis=1), 1.0, atol=1e-5)
     from emotion_recognition.model import load_model
 
-    # By default each face is averaged with its mirror image; mirror=False gives the model's own answer.
+    # By default the model's own answer; mirror=True averages it with the mirror image's.
     model = load_model(recognizer.model_path)
     as_is = model.predict(faces[..., None].astype("float32"), verbose=0)
     mirrored = model.predict(faces[:, :, ::-1, None].astype("float32"), verbose=0)
-    assert np.allclose(flat, (as_is + mirrored) / 2, atol=1e-4)
-    assert np.allclose(EmotionRecognizer(recognizer.model_path, mirror=False).classify(faces), as_is, atol=1e-4)
+    assert np.allclose(flat, as_is, atol=1e-4)
+    averaged = EmotionRecognizer(recognizer.model_path, mirror=True).classify(faces)
+    assert np.allclose(averaged, (as_is + mirrored) / 2, atol=1e-4)
     assert not np.allclose(as_is, mirrored, atol=1e-2)  # random faces: the mirror image changes the answer
     assert recognizer.classify(np.zeros((0, 48, 48), np.uint8)).shape == (0, 7)
 

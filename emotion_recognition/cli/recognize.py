@@ -62,8 +62,8 @@ def parse_args(argv=None):
                            help="smallest face looked for, in frame pixels; smaller values find faces further "
                                 "away but cost time (most of a search goes into the smallest sizes)")
     parser.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=MIRROR,
-                        help="average each face's answers with its mirror image's (more accurate; costs a second "
-                             "model call per face)")
+                        help="average each face's answers with its mirror image's (more accurate, at twice the "
+                             "classifier's cost per face)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     return parser.parse_args(argv)
 
