@@ -25,6 +25,8 @@ from pathlib import Path
 from emotion_recognition.config import CLASS_NAMES, DEFAULT_DATA_DIR, DEFAULT_RUNS_DIR
 from emotion_recognition.errors import UserError, friendly_errors
 
+# train.py's exit status after Ctrl-C or SIGTERM (128 + SIGINT), with its last finished epoch saved.
+INTERRUPTED = 130
 # The recipe every variant below starts from: the published FER2013 recipes' ingredients (random
 # 40-px crops, SGD with Nesterov momentum) at the width that trains fastest here.
 BASE = ["--crop-size", "40", "--optimizer", "sgd", "--learning-rate", "0.01", "--weight-decay", "5e-4"]
@@ -87,7 +89,10 @@ def run_variant(name, options, args):
     elif run_dir.exists():
         command.append("--restart")
     print(f"[{name}] {' '.join(options) or '(defaults)'}: training {args.epochs} epochs ...", file=sys.stderr)
-    if subprocess.run(command).returncode != 0:
+    returncode = subprocess.run(command).returncode
+    if returncode == INTERRUPTED:
+        raise UserError(f"the run of variant '{name}' was interrupted; the same command resumes it", exit_code=INTERRUPTED)
+    if returncode != 0:
         raise UserError(f"the run of variant '{name}' failed (see above); its checkpoints are in {run_dir}")
     return json.loads(state_file.read_text())
 
