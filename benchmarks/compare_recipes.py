@@ -10,6 +10,8 @@ run that was cut short is resumed, so the whole comparison can be interrupted an
     python benchmarks/compare_recipes.py --epochs 8                 # every variant below
     python benchmarks/compare_recipes.py --epochs 8 --only crops-sgd width-32
     python benchmarks/compare_recipes.py --epochs 30 --runs-dir runs/confirm --only width-32-adamw
+    KERAS_BACKEND=jax python benchmarks/compare_recipes.py --epochs 63 --runs-dir runs/long \
+        --only width-32 width-32-adamw width-32-adamw-head-1024 width-32-adamw-stage-dropout-1
 
 Short runs favour small, lightly regularised models; read the table as "what helps early", and
 give a change that costs speed (a wider model) the same wall-clock time before you believe it.
@@ -27,13 +29,19 @@ from emotion_recognition.errors import UserError, friendly_errors
 
 # train.py's exit status after Ctrl-C or SIGTERM (128 + SIGINT), with its last finished epoch saved.
 INTERRUPTED = 130
+# train.py's defaults when these comparisons began (width 16, a 256-unit head, full stage dropout):
+# every variant pins them, so that a row means the same recipe whatever train.py's defaults are now.
+PINNED = ["--base-width", "16", "--dense-units", "256", "--dense-dropout", "0.4", "--stage-dropout", "1.0"]
 # The recipe every variant below starts from: the published FER2013 recipes' ingredients (random
 # 40-px crops, SGD with Nesterov momentum) at the width that trains fastest here.
-BASE = ["--crop-size", "40", "--optimizer", "sgd", "--learning-rate", "0.01", "--weight-decay", "5e-4"]
+BASE = [*PINNED, "--crop-size", "40", "--optimizer", "sgd", "--learning-rate", "0.01", "--weight-decay", "5e-4"]
+# The short runs' winners together: crops, AdamW, and the width that bought the most.
+WIDTH_32_ADAMW = [*BASE, "--base-width", "32", "--stage-dropout", "0.5", "--optimizer", "adamw",
+                  "--learning-rate", "2e-3", "--weight-decay", "1e-4"]
 # name -> train.py options; later options override earlier ones
 VARIANTS = {
     "crops-sgd": BASE,
-    "shifts-adamw": ["--crop-size", "48", "--optimizer", "adamw", "--learning-rate", "2e-3",
+    "shifts-adamw": [*PINNED, "--crop-size", "48", "--optimizer", "adamw", "--learning-rate", "2e-3",
                      "--weight-decay", "1e-4"],           # the recipe of the model shipped before crops
     "crops-adamw": [*BASE, "--optimizer", "adamw", "--learning-rate", "2e-3", "--weight-decay", "1e-4"],
     "crops-sgd-lr0.05": [*BASE, "--learning-rate", "0.05"],  # SGD lags in short runs: is its rate too low?
@@ -42,9 +50,11 @@ VARIANTS = {
     "width-24": [*BASE, "--base-width", "24"],
     "width-32": [*BASE, "--base-width", "32", "--stage-dropout", "0.5"],
     "width-64": [*BASE, "--base-width", "64", "--stage-dropout", "0.5"],
-    # The short runs' winners together: crops, AdamW, and the width that bought the most.
-    "width-32-adamw": [*BASE, "--base-width", "32", "--stage-dropout", "0.5", "--optimizer", "adamw",
-                       "--learning-rate", "2e-3", "--weight-decay", "1e-4"],
+    "width-32-adamw": WIDTH_32_ADAMW,
+    # Long runs (63 epochs) of the winner against the published ingredients it had left out: the wide
+    # head and SGD (width-32 above), and against more dropout. The first is train.py's default recipe.
+    "width-32-adamw-head-1024": [*WIDTH_32_ADAMW, "--dense-units", "1024", "--dense-dropout", "0.5"],
+    "width-32-adamw-stage-dropout-1": [*WIDTH_32_ADAMW, "--stage-dropout", "1.0"],
 }
 
 
@@ -139,12 +149,12 @@ def main(argv=None):
             return
         print(f"validation slice of {Path(args.data) / 'train'}: {len(val_idx)} images; "
               f"{args.epochs} epochs per run; this call took {(time.time() - started) / 60:.0f} min")
-        header = (f"{'variant':22} {'val acc':>7} {'+mirror':>7} {'+TTA':>6} {'10-crop':>7} {'F1':>5} {'disgust':>7} {'min':>5} "
+        header = (f"{'variant':30} {'val acc':>7} {'+mirror':>7} {'+TTA':>6} {'10-crop':>7} {'F1':>5} {'disgust':>7} {'min':>5} "
                   f"{'img/s':>5}  options")
         print(header)
         print("-" * len(header))
         for row in rows:
-            print(f"{row['variant']:22} {row['val_accuracy']:7.2%} {row['val_accuracy_mirror']:7.2%} "
+            print(f"{row['variant']:30} {row['val_accuracy']:7.2%} {row['val_accuracy_mirror']:7.2%} "
                   f"{row['val_accuracy_tta']:6.2%} {row['val_accuracy_ten_crop']:7.2%} "
                   f"{row['val_macro_f1']:5.3f} {row['val_recall']['disgust']:7.1%} {row['minutes']:5.1f} "
                   f"{row['images_per_second']:5d}  {row['options']}")

@@ -8,14 +8,17 @@ same code path as several GPUs, which is how the tests exercise it.
 
 Several machines (MultiWorkerMirroredStrategy, configured through TF_CONFIG) do not work with Keras 3's
 model.fit today (MULTI_WORKER_ISSUE): training stops with a clear message rather than fail midway.
+
+Keras on JAX (KERAS_BACKEND=jax) trains on one device, its first GPU or else the CPU, without
+TensorFlow: that is how a GPU machine with JAX but no TensorFlow trains the same recipe.
 """
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
 
 import keras
-import tensorflow as tf
 
 from .errors import UserError
 
@@ -26,7 +29,7 @@ MIXED_POLICY = "mixed_float16"  # float16 arithmetic, float32 weights: a GPU spe
 
 @dataclass(frozen=True)
 class Devices:
-    strategy: tf.distribute.Strategy
+    strategy: object  # a tf.distribute.Strategy, or OneDevice on other backends: what has a .scope()
     names: tuple   # e.g. ("/gpu:0", "/gpu:1") or ("/cpu:0",)
     kind: str      # "GPU" or "CPU"
 
@@ -37,7 +40,15 @@ class Devices:
     def describe(self):
         logical = " logical" if self.kind == "CPU" and self.count > 1 else ""
         engine = "MirroredStrategy" if self.count > 1 else "one device"
-        return f"{self.count}{logical} {self.kind} device(s) ({', '.join(self.names)}; {engine})"
+        backend = "" if keras.backend.backend() == "tensorflow" else f", Keras on {keras.backend.backend()}"
+        return f"{self.count}{logical} {self.kind} device(s) ({', '.join(self.names)}; {engine}{backend})"
+
+
+class OneDevice:
+    """The strategy of a backend without tf.distribute: its default device, nothing to set up."""
+
+    def scope(self):
+        return contextlib.nullcontext()
 
 
 def refuse_multi_worker():
@@ -63,6 +74,10 @@ def choose_devices(count=None):
     Must run before TensorFlow has run anything, since splitting the CPU cannot be undone.
     """
     refuse_multi_worker()
+    if keras.backend.backend() != "tensorflow":
+        return _one_device_without_tensorflow(count)
+    import tensorflow as tf
+
     gpus = tf.config.list_physical_devices("GPU")
     available = len(gpus)
     if count is None:
@@ -91,6 +106,19 @@ def choose_devices(count=None):
         reduce = None if kind == "GPU" else tf.distribute.ReductionToOneDevice()
         strategy = tf.distribute.MirroredStrategy(list(names), cross_device_ops=reduce)
     return Devices(strategy, names, kind)
+
+
+def _one_device_without_tensorflow(count):
+    if count not in (None, 1):
+        raise UserError(f"{count} devices asked for, but Keras on {keras.backend.backend()} trains on one here; "
+                        "several devices need the TensorFlow backend (KERAS_BACKEND=tensorflow)")
+    if keras.backend.backend() == "jax":
+        import jax
+
+        kind = "GPU" if any(device.platform == "gpu" for device in jax.devices()) else "CPU"
+    else:
+        kind = "CPU"
+    return Devices(OneDevice(), (f"/{kind.lower()}:0",), kind)
 
 
 def uses_mixed_precision(setting, devices):

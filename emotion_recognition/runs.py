@@ -32,6 +32,7 @@ class RunState:
     best_val_accuracy: float = None
     global_batch: int = None       # faces per step over all devices; the schedule counts these steps
     devices: list = field(default_factory=list)
+    backend: str = None            # Keras' backend: "tensorflow", or "jax" on a GPU machine without TensorFlow
     mixed_precision: bool = None
     train_images: int = 0
 

@@ -62,8 +62,12 @@ def native_output_silenced(stdout=True, stderr=True):
 
 
 def import_tensorflow():
-    """Import TensorFlow with its start-up notices hidden; returns the module."""
+    """Import Keras and its TensorFlow backend with their start-up notices hidden; returns TensorFlow,
+    or None when Keras runs on another backend (KERAS_BACKEND=jax trains without TensorFlow)."""
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
     with native_output_silenced(stdout=False):
+        keras = importlib.import_module("keras")  # imports TensorFlow itself when that is its backend
+        if keras.backend.backend() != "tensorflow":
+            return None
         return importlib.import_module("tensorflow")

@@ -7,6 +7,7 @@ import sys
 
 import keras
 import numpy as np
+import pytest
 
 from conftest import ROOT, assert_clean_error, interrupt_after_first_epoch
 
@@ -51,3 +52,18 @@ def test_a_multi_machine_tf_config_is_refused_with_the_reason(cli, fer_folder, t
 def test_zero_devices_is_a_clear_error(cli, fer_folder, tmp_path):
     result = cli("train", "--data", fer_folder, "--epochs", "1", "--output", tmp_path / "m.keras", "--devices", "0")
     assert_clean_error(result, "at least 1")
+
+
+def test_a_backend_without_tf_distribute_trains_on_one_device_and_refuses_several(monkeypatch):
+    # Keras on JAX (how a GPU machine without TensorFlow trains) has no tf.distribute: one device, no strategy.
+    from emotion_recognition import devices
+    from emotion_recognition.errors import UserError
+
+    monkeypatch.setattr(devices.keras.backend, "backend", lambda: "numpy")
+    chosen = devices.choose_devices()
+    assert chosen.names == ("/cpu:0",) and chosen.kind == "CPU" and chosen.count == 1
+    with chosen.strategy.scope():
+        pass
+    assert "Keras on numpy" in chosen.describe()
+    with pytest.raises(UserError, match="TensorFlow backend"):
+        devices.choose_devices(2)

@@ -83,9 +83,9 @@ def test_recipe_options_shape_the_model_and_a_resumed_run_keeps_them(cli, fer_fo
 
     # Resuming with other recipe options on the command line must not change the run's recipe.
     resumed = cli("train", "--data", fer_folder, "--epochs", "1", "--output", output, "--quiet",
-                  "--resume", "--base-width", "32", "--random-erasing", "0.9")
+                  "--resume", "--base-width", "24", "--random-erasing", "0.9")
     assert resumed.returncode == 0, resumed.stderr
-    assert "ignoring base_width 32 (the run has 8), random_erasing 0.9 (the run has 0.0)" in resumed.stderr
+    assert "ignoring base_width 24 (the run has 8), random_erasing 0.9 (the run has 0.0)" in resumed.stderr
     config = json.loads((tmp_path / "m.metrics.json").read_text())["config"]
     assert (config["base_width"], config["random_erasing"], config["class_weight_power"]) == (8, 0.0, 1.0)
     assert (config["crop_size"], config["optimizer"]) == (44, "sgd")

@@ -22,8 +22,8 @@ ADVICE = {
 
 
 def parse_args(argv=None):
-    # TrainConfig's module needs TensorFlow, and so does reading the defaults; the notices TensorFlow
-    # prints while it loads are hidden.
+    # TrainConfig's module needs Keras (and so TensorFlow, on Keras' default backend), and so does
+    # reading the defaults; the notices TensorFlow prints while it loads are hidden.
     from ..runtime import import_tensorflow
 
     import_tensorflow()
