@@ -8,7 +8,9 @@ to come from exactly that file, by the file's SHA-256:
    $EMOTION_RECOGNITION_CACHE for the folder itself).
 Either way recognition imports the standalone LiteRT runtime (`ai-edge-litert`, 0.4 s and 40 MB),
 never TensorFlow (5 s and 600 MB). Only a model with no LiteRT form yet is converted, once, with
-TensorFlow, checked against Keras on a probe batch, and cached.
+TensorFlow, checked against Keras on a probe batch, and cached. The conversion quantizes the weights
+to int8 (LiteRT's dynamic-range quantization; the arithmetic stays float): a fifth faster, a quarter
+of the size, a tenth of a point of accuracy (README, "Speed").
 """
 
 import hashlib
@@ -25,8 +27,10 @@ from .errors import UserError
 from .files import check_model_file, write_atomic, write_json_atomic
 from .runtime import native_output_silenced
 
-# The converted model must agree with Keras this closely on a probe batch, or it is not used.
-MAX_DEVIATION = 1e-4
+# The converted model must agree with Keras this closely on a probe batch, or it is not used. int8
+# weights move the shipped model's probabilities by 0.008 on the probe (0.026 at most on 800 real
+# faces, with the same answer for 99.5 % of them); a broken conversion is off by far more.
+MAX_DEVIATION = 0.02
 # Interpreters are kept per batch size (resizing one costs more than a call); larger batches are chunked.
 MAX_BATCH = 32
 # Each interpreter's own threads; with an interpreter per calling thread, more would oversubscribe.
@@ -124,11 +128,15 @@ class KerasClassifier:
 
 
 def convert_to_litert(model):
-    """The LiteRT flatbuffer of a Keras model (needs TensorFlow)."""
+    """The LiteRT flatbuffer of a Keras model, weights quantized to int8 (needs TensorFlow)."""
     import tensorflow as tf
 
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    # Without calibration data this is dynamic-range quantization: int8 weights, float arithmetic and
+    # float input and output, so the model contract is unchanged.
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
     with native_output_silenced():
-        return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+        return converter.convert()
 
 
 def deviation_from_keras(flatbuffer, model):
