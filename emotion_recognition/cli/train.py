@@ -8,6 +8,7 @@
 """
 
 import argparse
+import sys
 
 from ..errors import friendly_errors
 
@@ -77,7 +78,9 @@ def parse_args(argv=None):
                         help="continue the run in --run-dir from its last finished epoch")
     resume.add_argument("--restart", action="store_true",
                         help="discard an existing run in --run-dir and start over")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--quiet", action="store_true",
+                        help="nothing per epoch, only the summaries (otherwise a terminal shows progress bars, "
+                             "and output to a file or pipe gets one line per epoch)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     return parser.parse_args(argv)
 
@@ -87,8 +90,16 @@ def main(argv=None):
     with friendly_errors(args.debug, ADVICE):
         from ..training import config_from_args, train
 
-        train(config_from_args(args), resume=args.resume, restart=args.restart, verbose=0 if args.quiet else 1,
+        train(config_from_args(args), resume=args.resume, restart=args.restart, verbose=output_verbosity(args.quiet),
               devices=args.devices, mixed_precision=args.mixed_precision)
+
+
+def output_verbosity(quiet):
+    """Keras' verbose for this run: progress bars redrawn in a terminal; in a log file (a run in the
+    background) they would pile up as megabytes of escape codes, so one line per epoch instead."""
+    if quiet:
+        return 0
+    return 1 if sys.stdout.isatty() else 2
 
 
 if __name__ == "__main__":
