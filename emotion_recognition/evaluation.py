@@ -2,6 +2,7 @@
 per-class precision/recall/F1, and the confusion matrix."""
 
 import cv2
+import keras
 import numpy as np
 
 from .config import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES
@@ -20,6 +21,8 @@ TTA_VIEW_COUNT = 2 * (1 + len(TTA_SHIFTS) + len(TTA_ZOOMS) + len(TTA_ROTATIONS))
 # each also mirrored. A model that centre-crops (model.FaceCrop) sees a corner crop when the face
 # is shifted by the crop margin; a model without crops gets the margin of the default crop.
 TEN_CROP_CORNERS = ((1, 1), (1, -1), (-1, 1), (-1, -1))
+# Passes of the model over the faces that each mode takes (evaluate()'s progress bar counts them).
+VIEW_COUNTS = {"none": 1, "mirror": 2, "full": TTA_VIEW_COUNT, "ten-crop": 2 * (1 + len(TEN_CROP_CORNERS))}
 
 
 def _warp(faces, matrix):
@@ -53,13 +56,18 @@ def augmented_views(images, mode="full", crop_size=CROP_SIZE):
             yield _warp(faces, cv2.getRotationMatrix2D(centre, angle, 1))
 
 
-def predict_probabilities(model, images, batch_size=256, tta="none"):
-    """Class probabilities for uint8 faces (n, 48, 48), averaged over the views of `tta` (TTA_MODES)."""
+def predict_probabilities(model, images, batch_size=256, tta="none", progress=None):
+    """Class probabilities for uint8 faces (n, 48, 48), averaged over the views of `tta` (TTA_MODES).
+
+    progress: a keras.utils.Progbar to advance by one per view, or None.
+    """
     total, count = None, 0
     for view in augmented_views(images, tta, crop_size_of(model)):
         probabilities = model.predict(view[..., None].astype("float32"), batch_size=batch_size, verbose=0)
         total = probabilities if total is None else total + probabilities
         count += 1
+        if progress is not None:
+            progress.add(1)
     return total / count
 
 
@@ -93,13 +101,16 @@ def classification_report(labels, predictions):
     }
 
 
-def evaluate(model, images, labels, batch_size=256):
+def evaluate(model, images, labels, batch_size=256, verbose=False):
     """The full report on the plain faces, plus accuracy (and macro F1) with test-time augmentation:
-    accuracy_mirror averages each face with its mirror image, accuracy_tta over all TTA views."""
-    plain = predict_probabilities(model, images, batch_size).argmax(axis=1)
-    mirrored = predict_probabilities(model, images, batch_size, tta="mirror").argmax(axis=1)
-    augmented = predict_probabilities(model, images, batch_size, tta="full").argmax(axis=1)
-    ten_crop = predict_probabilities(model, images, batch_size, tta="ten-crop").argmax(axis=1)
+    accuracy_mirror averages each face with its mirror image, accuracy_tta over all TTA views.
+    verbose: a progress bar over the views (31 passes over the faces in all)."""
+    progress = keras.utils.Progbar(sum(VIEW_COUNTS.values()), unit_name="view") if verbose else None
+
+    def predictions(tta):
+        return predict_probabilities(model, images, batch_size, tta, progress).argmax(axis=1)
+
+    plain, mirrored, augmented, ten_crop = (predictions(tta) for tta in ("none", "mirror", "full", "ten-crop"))
     report = classification_report(labels, plain)
     report["accuracy_mirror"] = float((mirrored == labels).mean())
     report["accuracy_tta"] = float((augmented == labels).mean())

@@ -256,7 +256,7 @@ def publish_and_score(config, files, state, verbose=1):
     print(f"Scoring the best epoch ({state.best_epoch}) on {Path(config.data) / 'test'} ...")
     test_images, test_labels, skipped = data.load_split(Path(config.data) / "test", verbose=verbose == 1)
     data.report_skipped(skipped)
-    report = evaluation.evaluate(best, test_images, test_labels)
+    report = evaluation.evaluate(best, test_images, test_labels, verbose=verbose == 1)
     print(evaluation.format_report(report, title="test"))
 
     metrics = {

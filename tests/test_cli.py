@@ -180,6 +180,12 @@ def test_evaluate_json_on_a_class_folder(cli, fer_folder, tmp_path, shipped_mode
     assert report["per_class"]["disgust"]["recall"] == pytest.approx(matrix[1][1] / 4)
     assert png.stat().st_size > 1000
 
+    # Without --json: the report as a table, after a progress bar over the views (31 passes in all).
+    table = cli("evaluate", "--data", fer_folder / "test", "--confusion-png", png)
+    assert table.returncode == 0, table.stderr
+    assert "31/31" in table.stdout and "disgust" in table.stdout
+    assert f"{report['accuracy']:.2%}" in table.stdout
+
 
 def test_evaluate_and_train_name_dataset_problems(cli, fer_folder, tmp_path):
     (fer_folder / "test" / "contempt").mkdir()

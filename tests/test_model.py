@@ -112,13 +112,15 @@ def test_models_with_code_are_not_deserialised(tmp_path):
 
 
 def test_test_time_augmentation_views():
-    from emotion_recognition.evaluation import TTA_VIEW_COUNT, augmented_views, predict_probabilities
+    from emotion_recognition.evaluation import TTA_MODES, TTA_VIEW_COUNT, VIEW_COUNTS, augmented_views, predict_probabilities
 
     faces = np.random.default_rng(0).integers(0, 256, (3, 48, 48), dtype=np.uint8)
     views = list(augmented_views(faces, "full"))
     assert len(views) == TTA_VIEW_COUNT and all(v.shape == faces.shape and v.dtype == np.uint8 for v in views)
     assert np.array_equal(views[0], faces) and np.array_equal(views[TTA_VIEW_COUNT // 2], faces[:, :, ::-1])
     assert [len(list(augmented_views(faces, mode))) for mode in ("none", "mirror")] == [1, 2]
+    # The progress bar of evaluate() counts on these numbers.
+    assert {mode: len(list(augmented_views(faces, mode))) for mode in TTA_MODES} == VIEW_COUNTS
     # A shifted view moves the picture: column 10 lands on column 12 for a 2-pixel shift right.
     assert np.array_equal(views[1][:, :, 12], faces[:, :, 10])
 

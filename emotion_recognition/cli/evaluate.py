@@ -53,7 +53,7 @@ def main(argv=None):
         model = load_model(args.model)
         images, labels, skipped = data.load_split(args.data, verbose=not args.json)
         data.report_skipped(skipped)
-        report = evaluation.evaluate(model, images, labels, batch_size=args.batch_size)
+        report = evaluation.evaluate(model, images, labels, batch_size=args.batch_size, verbose=not args.json)
         report.update(model=str(args.model), data=str(args.data), parameters=int(model.count_params()))
         figure = evaluation.plot_confusion_matrix(report["confusion_matrix"],
                                                   title=f"{Path(args.model).name} on {short_path(args.data)}")
