@@ -51,6 +51,28 @@ def test_augmented_batches_are_reproducible_per_epoch_and_differ_between_epochs(
     assert not np.array_equal(stream[1][0], batches(0)[1][0])
 
 
+def test_random_erasing_blanks_one_patch_of_an_eighth_to_a_third_of_each_side():
+    black = np.zeros((64, 48, 48), dtype=np.uint8)  # stays black under any turn, zoom or mirror
+    one_hot = np.eye(7, dtype="float32")[np.arange(64) % 7]
+
+    def first_batch(erase_probability):
+        return AugmentedFaces(black, one_hot, np.ones(64, "float32"), batch_size=64, generator=image_data_generator(),
+                              erase_probability=erase_probability, seed=5)[0][0][..., 0]
+
+    assert not first_batch(0.0).any()
+    sides, greys = [], set()
+    for face in first_batch(1.0):
+        rows, cols = np.flatnonzero(face.any(axis=1)), np.flatnonzero(face.any(axis=0))
+        if not len(rows):
+            continue  # the patch drew grey 0 (1 in 256)
+        patch = face[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        assert (patch == patch[0, 0]).all() and face.sum() == patch.sum()  # one solid rectangle
+        sides += [len(rows), len(cols)]
+        greys.add(float(patch[0, 0]))
+    assert len(sides) >= 2 * 60 and min(sides) >= 48 // 8 and max(sides) <= 48 // 3
+    assert len(set(sides)) > 5 and len(greys) > 30  # sizes and greys vary from face to face
+
+
 def test_face_crop_is_random_in_training_and_central_otherwise():
     faces = np.arange(3 * 48 * 48, dtype="float32").reshape(3, 48, 48, 1)
     crop = FaceCrop(40, seed=1)
