@@ -5,6 +5,7 @@ script does; a few start real processes, for what only a process shows."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -106,6 +107,15 @@ def test_help_explains_itself(cli, command):
     result = cli(command, "--help")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage:") and "--debug" in result.stdout and "default" in result.stdout
+    # Every option says what it does; defaults show only where they say something.
+    chunks = re.split(r"\n(?=  -)|\n\n", result.stdout.split("options:", 1)[1])
+    for entry in (chunk for chunk in chunks if chunk.startswith("  -")):
+        first_line, *more_lines = entry.splitlines()
+        assert re.search(r"\S {2,}\S", first_line) or more_lines, f"no help: {entry}"
+        text = " ".join(entry.split())
+        assert "(default: None)" not in text, text
+        if text.split()[0] in ("--debug", "--json", "--resume", "--quiet"):
+            assert "(default:" not in text, text
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from . import HelpFormatter
 from ..config import DEFAULT_DATA_DIR, DEFAULT_MODEL_PATH
 from ..errors import check_writable, friendly_errors
 
@@ -21,14 +22,15 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description="Accuracy without and with test-time augmentation (the mirror image; 18 views; ten crops: "
                     "accuracy_ten_crop), per-class precision, recall and F1, macro F1, and a confusion-matrix PNG.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     parser.add_argument("--model", default=str(DEFAULT_MODEL_PATH), help="trained .keras model")
     parser.add_argument("--data", default=str(DEFAULT_DATA_DIR / "test"),
                         help="folder with one subfolder of images per emotion")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
     parser.add_argument("--confusion-png", metavar="PATH",
                         help="where the confusion matrix goes (default: <model>.confusion.png beside the model)")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=256,
+                        help="faces per prediction call; smaller needs less memory")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     return parser.parse_args(argv)
 

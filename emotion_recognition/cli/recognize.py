@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import HelpFormatter
 from ..config import DEFAULT_MODEL_PATH
 from ..errors import UserError, check_writable, friendly_errors
 from ..faces import MIN_FACE
@@ -30,7 +31,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description="Find faces with OpenCV's Haar cascade and classify each one's emotion "
                     "(angry, disgust, fear, happy, neutral, sad, surprise) with the trained CNN.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     inputs = parser.add_mutually_exclusive_group()
     inputs.add_argument("--source", default="0",
                         help="camera index (0 is the default webcam) or a video file")
@@ -40,7 +41,7 @@ def parse_args(argv=None):
     inputs.add_argument("--export", metavar="PATH",
                         help="write the model's LiteRT (.tflite) form, checked against Keras, and exit")
     parser.add_argument("--model", default=str(DEFAULT_MODEL_PATH),
-                        help="trained .keras model (the shipped one by default)")
+                        help="trained .keras model")
     parser.add_argument("--output", metavar="PATH",
                         help="write the annotated video or image here (a folder for several images or a folder of them, "
                              "mirroring its layout)")

@@ -10,6 +10,7 @@
 import argparse
 import sys
 
+from . import HelpFormatter
 from ..errors import friendly_errors
 
 ADVICE = {
@@ -35,7 +36,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description="Train the emotion CNN on FER2013 folders (<data>/{train,test}/<emotion>/*.jpg). "
                     "A stratified slice of train/ picks the best epoch; test/ is only scored at the end.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     parser.add_argument("--data", default=defaults.data, help="folder holding train/ and test/")
     parser.add_argument("--output", default=defaults.output, help="where the trained .keras model goes")
     parser.add_argument("--epochs", type=int, default=defaults.epochs, help="epochs in the whole run")
@@ -45,21 +46,25 @@ def parse_args(argv=None):
                         help="share of train/ held out for choosing the best epoch")
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate,
                         help="peak learning rate, after a one-epoch warm-up (cosine schedule)")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
     recipe = parser.add_argument_group("recipe", "the defaults made the shipped model; a resumed run keeps its own")
+    recipe.add_argument("--seed", type=int, default=defaults.seed,
+                        help="draws the initial weights, the batches and their augmentation (the validation slice is fixed)")
     recipe.add_argument("--base-width", type=int, default=defaults.base_width,
                         help="channels of the first conv stage (doubled per stage); wider is slower")
     recipe.add_argument("--crop-size", type=int, default=defaults.crop_size,
                         help="train on random crops of this size, test on the centre one (48 = no crops)")
     recipe.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer,
                         help="sgd is SGD with Nesterov momentum 0.9")
-    recipe.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    recipe.add_argument("--weight-decay", type=float, default=defaults.weight_decay,
+                        help="weight decay, decoupled from the gradient (Keras' weight_decay), for either optimizer")
     recipe.add_argument("--dense-units", type=int, default=defaults.dense_units,
                         help="width of the dense layer before the output")
-    recipe.add_argument("--dense-dropout", type=float, default=defaults.dense_dropout)
+    recipe.add_argument("--dense-dropout", type=float, default=defaults.dense_dropout,
+                        help="dropout rate after the dense layer")
     recipe.add_argument("--stage-dropout", type=float, default=defaults.stage_dropout,
                         help="multiplies the conv stages' dropout (0.05, 0.1, 0.2, 0.3)")
-    recipe.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing)
+    recipe.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing,
+                        help="share of each label spread over all classes (FER2013's labels are noisy)")
     recipe.add_argument("--class-weight-power", type=float, default=defaults.class_weight_power,
                         help="0 = no class weighting, 1 = full inverse class frequency")
     recipe.add_argument("--random-erasing", type=float, default=defaults.random_erasing,
