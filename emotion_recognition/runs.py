@@ -1,9 +1,10 @@
 """The files of one training run, and how they survive interruption.
 
 A run folder holds `last.keras` (the last finished epoch, with optimizer state, for resuming),
-`best.keras` (the best epoch so far by validation accuracy, in its published form) and `state.json`
-(the recipe, the history, the devices). Every file is written atomically after each epoch, and
-Ctrl-C or SIGTERM wait until all of them are written.
+`best.keras` (the best epoch so far by validation accuracy, in its published form), `state.json`
+(the recipe, the history, the devices) and `history.png` (the curves so far, to look at while a run
+goes on). Every file is written atomically after each epoch, and Ctrl-C or SIGTERM wait until all of
+them are written.
 """
 
 import contextlib
@@ -16,7 +17,7 @@ from pathlib import Path
 import keras
 
 from .errors import UserError
-from .files import write_json_atomic
+from .files import save_figure, write_json_atomic
 from .model import copy_weights, save_model_atomic
 
 
@@ -57,6 +58,7 @@ class RunFiles:
         self.last = self.dir / "last.keras"
         self.best = self.dir / "best.keras"
         self.state_file = self.dir / "state.json"
+        self.curves = self.dir / "history.png"
 
     def exists(self):
         return self.state_file.is_file() and self.last.is_file()
@@ -71,7 +73,7 @@ class RunFiles:
         write_json_atomic(self.state_file, state.to_dict())
 
     def discard(self):
-        for stale in (self.last, self.best, self.state_file):
+        for stale in (self.last, self.best, self.state_file, self.curves):
             stale.unlink(missing_ok=True)
 
 
@@ -132,11 +134,12 @@ class StopWhenInterrupted(keras.callbacks.Callback):
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """After every epoch: the last checkpoint, the best model by validation accuracy, and the log."""
+    """After every epoch: the last checkpoint, the best model by validation accuracy, the log, and
+    the curves so far drawn by plot (a function of the history that returns a Matplotlib Figure)."""
 
-    def __init__(self, files, state, interrupts, published_form):
+    def __init__(self, files, state, interrupts, published_form, plot):
         super().__init__()
-        self.files, self.state, self.interrupts = files, state, interrupts
+        self.files, self.state, self.interrupts, self.plot = files, state, interrupts, plot
         # The best model is saved in its published form (float32, Keras' own crop layer).
         self.published_form = published_form
         self.epoch_started = time.time()
@@ -159,3 +162,4 @@ class EpochCheckpoint(keras.callbacks.Callback):
                 save_model_atomic(copy_weights(self.model, self.published_form), self.files.best,
                                   include_optimizer=False)
             self.files.write(state)
+            save_figure(self.plot(state.history), self.files.curves)

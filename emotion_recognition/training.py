@@ -231,7 +231,8 @@ def train(config, resume=False, restart=False, verbose=1, devices=None, mixed_pr
                 model.fit(batches, validation_data=(x_val, y_val), validation_batch_size=global_batch,
                           epochs=config.epochs, initial_epoch=state.epochs_done,
                           callbacks=[StopWhenInterrupted(interrupts),
-                                     EpochCheckpoint(files, state, interrupts, published_form)], verbose=verbose)
+                                     EpochCheckpoint(files, state, interrupts, published_form, plot_history)],
+                          verbose=verbose)
     except KeyboardInterrupt:
         state = files.read() if files.state_file.is_file() else state
         if not state.epochs_done:

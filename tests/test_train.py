@@ -31,6 +31,7 @@ def test_train_one_epoch_writes_a_model_that_honours_the_contract(cli, fer_folde
     assert set(metrics["test"]) >= {"accuracy", "accuracy_tta", "macro_f1", "per_class"}
     assert (tmp_path / "m.history.png").stat().st_size > 1000
     assert (tmp_path / "runs" / "m" / "last.keras").is_file()
+    assert (tmp_path / "runs" / "m" / "history.png").stat().st_size > 1000  # redrawn after every epoch
     assert "accuracy" in result.stdout and "disgust" in result.stdout  # the per-class report
 
     # The run is not overwritten without asking; --restart discards it and trains afresh.
