@@ -36,6 +36,8 @@ class RunState:
     backend: str = None            # Keras' backend: "tensorflow", or "jax" on a GPU machine without TensorFlow
     mixed_precision: bool = None
     train_images: int = 0
+    # Epochs done when each session began: [0] for a run trained in one go, [0, 34, 71] for one resumed twice.
+    session_starts: list = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, values):
@@ -48,6 +50,11 @@ class RunState:
     @property
     def images_per_second(self):
         return self.epochs_done * self.train_images / self.train_seconds if self.train_seconds else 0.0
+
+    @property
+    def resumed_after(self):
+        """The epochs after which the run was interrupted and resumed."""
+        return self.session_starts[1:]
 
 
 class RunFiles:
@@ -135,7 +142,7 @@ class StopWhenInterrupted(keras.callbacks.Callback):
 
 class EpochCheckpoint(keras.callbacks.Callback):
     """After every epoch: the last checkpoint, the best model by validation accuracy, the log, and
-    the curves so far drawn by plot (a function of the history that returns a Matplotlib Figure)."""
+    the curves so far drawn by plot (training.plot_history's signature: it returns a Matplotlib Figure)."""
 
     def __init__(self, files, state, interrupts, published_form, plot):
         super().__init__()
@@ -162,4 +169,4 @@ class EpochCheckpoint(keras.callbacks.Callback):
                 save_model_atomic(copy_weights(self.model, self.published_form), self.files.best,
                                   include_optimizer=False)
             self.files.write(state)
-            save_figure(self.plot(state.history), self.files.curves)
+            save_figure(self.plot(state.history, resumed_after=state.resumed_after), self.files.curves)

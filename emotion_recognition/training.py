@@ -219,6 +219,8 @@ def train(config, resume=False, restart=False, verbose=1, devices=None, mixed_pr
                 compile_model(model, config, steps_per_epoch)
     finally:
         set_precision(False)  # the policy is global; leave it as found for the caller
+    if state.epochs_done < config.epochs:
+        state.session_starts.append(state.epochs_done)
     files.write(state)
 
     # Seeded by the epoch it starts at, so a resumed run continues the stream rather than replaying it.
@@ -270,6 +272,8 @@ def publish_and_score(config, files, state, verbose=1):
         "epochs": state.epochs_done,
         "train_seconds": round(state.train_seconds, 1),
         "train_images_per_second": round(state.images_per_second, 1),
+        # None for a run folder written before state.json counted its sessions.
+        "times_resumed": len(state.resumed_after) if state.session_starts else None,
         "devices": state.devices,
         "backend": state.backend,
         "mixed_precision": state.mixed_precision,
@@ -279,13 +283,14 @@ def publish_and_score(config, files, state, verbose=1):
     metrics_path = output.with_suffix(".metrics.json")
     write_json_atomic(metrics_path, metrics)
     curves_path = output.with_suffix(".history.png")
-    save_figure(plot_history(state.history), curves_path)
+    save_figure(plot_history(state.history, resumed_after=state.resumed_after), curves_path)
     print(f"Wrote {output}, {metrics_path.name} and {curves_path.name}")
     return metrics
 
 
-def plot_history(history):
-    """Loss and accuracy per epoch, training vs. validation, as a Matplotlib Figure."""
+def plot_history(history, resumed_after=()):
+    """Loss and accuracy per epoch, training vs. validation, as a Matplotlib Figure; a dotted line
+    marks each epoch after which the run was interrupted and resumed."""
     # A bare Figure needs no GUI backend and leaves pyplot's (a notebook's inline one) alone.
     from matplotlib.figure import Figure
 
@@ -295,6 +300,8 @@ def plot_history(history):
     for axes, key, label in ((loss_axes, "loss", "loss"), (accuracy_axes, "accuracy", "accuracy")):
         axes.plot(epochs, [h.get(key, np.nan) for h in history], label=f"training {label}")
         axes.plot(epochs, [h.get(f"val_{key}", np.nan) for h in history], label=f"validation {label}")
+        for n, epoch in enumerate(resumed_after):  # between the last epoch before and the first after
+            axes.axvline(epoch + 0.5, color="gray", linestyle=":", label="resumed" if n == 0 else None)
         axes.set_xlabel("epoch")
         axes.set_ylabel(label)
         axes.grid(alpha=0.3)

@@ -39,7 +39,9 @@ def test_train_one_epoch_writes_a_model_that_honours_the_contract(cli, fer_folde
     assert_clean_error(again, "already holds a run", "--resume", "--restart")
     restarted = cli("train", "--data", fer_folder, "--epochs", "1", "--output", output, "--quiet", "--restart")
     assert restarted.returncode == 0, restarted.stderr
-    assert json.loads((tmp_path / "runs" / "m" / "state.json").read_text())["epochs_done"] == 1
+    state = json.loads((tmp_path / "runs" / "m" / "state.json").read_text())
+    assert state["epochs_done"] == 1 and state["session_starts"] == [0]
+    assert json.loads((tmp_path / "m.metrics.json").read_text())["times_resumed"] == 0
 
 
 def test_resume_without_a_run_is_refused(cli, fer_folder, tmp_path):
@@ -67,6 +69,9 @@ def test_sigint_after_first_epoch_keeps_a_model_and_resume_finishes(fer_folder, 
     assert f"Resuming {run_dir} after epoch {done} of 4" in resumed.stdout
     state = json.loads(state_file.read_text())
     assert state["epochs_done"] == 4 and len(state["history"]) == 4
+    # The run remembers it was resumed, and after which epoch; the published metrics say how often.
+    assert state["session_starts"] == [0, done]
+    assert json.loads(output.with_suffix(".metrics.json").read_text())["times_resumed"] == 1
     keras.models.load_model(output, compile=False, safe_mode=True)
     # The optimizer carried on: its step counter covers all four epochs, not just the resumed ones.
     from emotion_recognition.model import load_model  # the checkpoint trains with the project's FaceCrop
@@ -102,7 +107,6 @@ def test_recipe_options_shape_the_model_and_a_resumed_run_keeps_them(cli, fer_fo
     metrics = train(asked, resume=True, verbose=0)  # nothing left to train: publishes and scores again
     assert (metrics["config"]["base_width"], metrics["config"]["dense_units"]) == (8, 32)
     assert (asked.base_width, asked.dense_units) == (16, 64)
-
 
 
 def test_compare_recipes_never_discards_a_run_of_another_length(fer_folder, tmp_path):
