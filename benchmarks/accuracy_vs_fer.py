@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from emotion_recognition.cli import HelpFormatter
 from emotion_recognition.config import CLASS_NAMES, DEFAULT_DATA_DIR, DEFAULT_MODEL_PATH
 from emotion_recognition.errors import UserError, friendly_errors
 
@@ -58,11 +59,11 @@ def summary(name, labels, probabilities, parameters, tta_probabilities=None):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--data", default=str(DEFAULT_DATA_DIR / "test"), help="folder of emotion subfolders")
-    parser.add_argument("--model", default=str(DEFAULT_MODEL_PATH))
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument("--debug", action="store_true")
+    parser.add_argument("--model", default=str(DEFAULT_MODEL_PATH), help="the .keras model to score")
+    parser.add_argument("--json", action="store_true", help="print the rows as one JSON object")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     args = parser.parse_args(argv)
     with friendly_errors(args.debug):
         from emotion_recognition import data

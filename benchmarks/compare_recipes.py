@@ -24,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+from emotion_recognition.cli import HelpFormatter
 from emotion_recognition.config import CLASS_NAMES, DEFAULT_DATA_DIR, DEFAULT_RUNS_DIR
 from emotion_recognition.errors import UserError, friendly_errors
 
@@ -60,7 +61,7 @@ VARIANTS = {
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--data", default=str(DEFAULT_DATA_DIR), help="folder holding train/ and test/")
     parser.add_argument("--epochs", type=int, default=8, help="epochs per run (the cosine schedule fits them)")
     parser.add_argument("--runs-dir", default=str(DEFAULT_RUNS_DIR / "recipes"),

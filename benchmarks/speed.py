@@ -38,6 +38,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from emotion_recognition.cli import HelpFormatter
 from emotion_recognition.config import CLASS_NAMES, DEFAULT_DATA_DIR, DEFAULT_MODEL_PATH
 from emotion_recognition.errors import UserError, friendly_errors
 
@@ -399,8 +400,8 @@ def threads_check(model_path, frames, crops, threads=8, calls=200):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--model", default=str(DEFAULT_MODEL_PATH))
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("--model", default=str(DEFAULT_MODEL_PATH), help="the .keras model to measure")
     parser.add_argument("--frames", type=int, default=90, help="frames in the generated video")
     parser.add_argument("--repeats", type=int, default=3, help="passes over the video; the median counts")
     parser.add_argument("--calls", type=int, default=400, help="classifier calls per latency figure")
@@ -412,7 +413,7 @@ def main(argv=None):
     parser.add_argument("--live-only", action="store_true", help="only the live-recognition comparison")
     parser.add_argument("--soak-frames", type=int, default=3000, help="frames of the memory soak (0: none)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-    parser.add_argument("--debug", action="store_true")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     args = parser.parse_args(argv)
     with friendly_errors(args.debug):
         from emotion_recognition.runtime import import_tensorflow

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emotion_recognition.cli import HelpFormatter
 from emotion_recognition.config import DEFAULT_DATA_DIR, NUM_CLASSES
 
 BATCH_SIZE = 64
@@ -29,7 +30,7 @@ WARM_UP_STEPS = 20  # oneDNN picks and caches its kernels during the first steps
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--data", default=str(DEFAULT_DATA_DIR), help="FER2013 folder (random faces if absent)")
     parser.add_argument("--images", type=int, default=3200, help="faces per timed epoch")
     parser.add_argument("--widths", type=int, nargs="+", default=[16], help="base widths for the new pipeline")
