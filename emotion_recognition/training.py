@@ -19,8 +19,8 @@ from .config import (CLASS_NAMES, DEFAULT_DATA_DIR, DEFAULT_MODEL_PATH, DEFAULT_
                      NUM_CLASSES)
 from .errors import UserError, ensure_folder
 from .files import save_figure, write_json_atomic
-from .model import (BASE_WIDTH, CROP_SIZE, DENSE_DROPOUT, DENSE_UNITS, STAGE_DROPOUT, build_model, load_model,
-                    save_model_atomic)
+from .model import (BASE_WIDTH, CROP_SIZE, DENSE_DROPOUT, DENSE_UNITS, STAGE_DROPOUT, average_models, build_model,
+                    load_model, save_model_atomic)
 from .runs import DeferredInterrupts, EpochCheckpoint, RunFiles, RunState, StopWhenInterrupted
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -50,6 +50,8 @@ class TrainConfig:
     stage_dropout: float = 0.5     # scales the conv stages' dropout (model.STAGE_DROPOUT): half of it let
     #                                width 32 fit faster, and the wide head has dropout enough
     random_erasing: float = 0.5    # chance that a training face gets a random patch blanked out
+    members: int = 1               # models trained alike from seeds seed, seed + 1, ...; the published
+    #                                model averages their probabilities
 
     def resolved_run_dir(self):
         """run_dir, or runs/<output name>/ beside the output (the clone's runs/ for the shipped model)."""
@@ -63,7 +65,9 @@ class TrainConfig:
 # What a resumed run takes from its own log rather than from the command line.
 RECIPE_FIELDS = ("epochs", "batch_size", "val_split", "seed", "optimizer", "learning_rate", "weight_decay",
                  "label_smoothing", "class_weight_power", "base_width", "crop_size", "dense_units",
-                 "dense_dropout", "stage_dropout", "random_erasing")
+                 "dense_dropout", "stage_dropout", "random_erasing", "members")
+# Recipe fields that runs made before the field existed did not have the default of: their value then.
+EARLIER_VALUES = {"members": 1}
 # Augmentation strength: ImageDataGenerator's rotation (degrees) and zoom (share). Shifts come from
 # the model's random crops; a crop-free recipe (crop_size 48) gets the same share of shifts instead.
 ROTATION_DEGREES = 10
@@ -124,13 +128,14 @@ def compile_model(model, config, steps_per_epoch):
 def resumed_config(config, saved):
     """The config a resumed run trains with: the caller's, with the recipe the run was started with.
 
-    A field missing from an older run's log keeps the value that run was made with: the default.
+    A field missing from an older run's log keeps the value that run was made with: EARLIER_VALUES',
+    or else the default.
     Options the caller set that the run overrides are named in a warning; `config` is not changed.
     """
     recipe, ignored = {}, []
     for name in RECIPE_FIELDS:
         default = getattr(TrainConfig, name)
-        value = type(default)(saved.get(name, default))
+        value = type(default)(saved.get(name, EARLIER_VALUES.get(name, default)))
         asked = getattr(config, name)
         if asked != default and asked != value:
             ignored.append(f"{name} {asked} (the run has {value})")
@@ -142,7 +147,8 @@ def resumed_config(config, saved):
 
 
 def train(config, resume=False, restart=False, verbose=1, devices=None, mixed_precision="auto"):
-    """Train, then publish the best epoch to config.output and score it (publish_and_score).
+    """Train config.members models, one run each, then publish their average to config.output and
+    score it (publish_and_score).
 
     verbose follows Keras: 1 progress bars (a terminal), 2 one line per epoch (notebooks, log
     files), 0 nothing but the summaries. devices: how many to train on (devices.choose_devices; None
@@ -151,18 +157,73 @@ def train(config, resume=False, restart=False, verbose=1, devices=None, mixed_pr
     """
     # Devices first: splitting the CPU into logical devices must come before TensorFlow runs anything.
     hardware = choose_devices(devices)
-    files = RunFiles(config.resolved_run_dir())
+    if config.members < 1:
+        raise UserError(f"members must be 1 or more, not {config.members}")
     if resume:
-        if not files.exists():
-            raise UserError(f"nothing to resume in {files.dir}", reason="nothing-to-resume")
-        state = files.read()
-        config = resumed_config(config, state.config)
-    elif files.exists() and not restart:
-        raise UserError(f"{files.dir} already holds a run ({files.read().epochs_done} epochs done)",
-                        reason="run-exists")
-    else:
-        state = RunState(config=asdict(config))
+        config = resumed_config(config, saved_recipe(config.resolved_run_dir()))
+    runs = member_runs(config)
+    if not resume and not restart:
+        for files in runs:
+            if files.exists():
+                raise UserError(f"{files.dir} already holds a run ({files.read().epochs_done} epochs done)",
+                                reason="run-exists")
 
+    data.check_dataset(config.data)
+    if restart:
+        for files in runs:
+            files.discard()
+    # Find out now, not after hours of training, that the results cannot be written.
+    ensure_folder(Path(config.output).parent, "output folder")
+    print(f"Reading {Path(config.data) / 'train'} ...")
+    images, labels, skipped = data.load_split(Path(config.data) / "train", verbose=verbose == 1)
+    data.report_skipped(skipped)
+    train_idx, val_idx = data.stratified_split(labels, config.val_split, data.VALIDATION_SEED)
+    print(f"{len(train_idx)} training and {len(val_idx)} validation images; "
+          "per class: " + ", ".join(f"{n} {c}" for n, c in zip(CLASS_NAMES, data.class_counts(labels))))
+    # Keras cannot validate a batch that splits unevenly between devices (an AddN shape error), so
+    # several devices drop the last (at most devices - 1) validation faces; one device keeps all.
+    val_idx = val_idx[:len(val_idx) - len(val_idx) % hardware.count]
+    faces = {"train": (images[train_idx], labels[train_idx]), "validation": (images[val_idx], labels[val_idx])}
+
+    states = []
+    for number, files in enumerate(runs, start=1):
+        if len(runs) > 1:
+            print(f"Model {number} of {len(runs)} (seed {member_config(config, number).seed}), in {files.dir}")
+        states.append(train_run(member_config(config, number), files, faces, hardware, mixed_precision, verbose,
+                                resume=resume and files.exists(), first=number == 1))
+    return publish_and_score(config, runs, states, faces["validation"], verbose)
+
+
+def member_config(config, number):
+    """The recipe of the number-th model of a config (from 1): the same, but with a seed of its own."""
+    return dataclasses.replace(config, seed=config.seed + number - 1)
+
+
+def member_runs(config):
+    """The run folders of a config's models: the run folder itself for one, member-1/, member-2/, ...
+    inside it for several."""
+    run_dir = config.resolved_run_dir()
+    if config.members == 1:
+        return [RunFiles(run_dir)]
+    return [RunFiles(run_dir / f"member-{number}") for number in range(1, config.members + 1)]
+
+
+def saved_recipe(run_dir):
+    """The recipe a run folder was started with (its first model's, for several), for resuming it."""
+    for files in (RunFiles(run_dir), RunFiles(Path(run_dir) / "member-1")):
+        if files.exists():
+            return files.read().config
+    raise UserError(f"nothing to resume in {run_dir}", reason="nothing-to-resume")
+
+
+def train_run(config, files, faces, hardware, mixed_precision, verbose, resume, first=True):
+    """Train one model in its run folder, from its first epoch or where it stopped; returns its RunState.
+
+    faces: {"train": (images, labels), "validation": (images, labels)}, uint8 faces (n, 48, 48).
+    first: whether it is the first model of the run (an interruption before its first epoch then
+    leaves nothing to keep).
+    """
+    state = files.read() if resume else RunState(config=asdict(config))
     mixed = uses_mixed_precision(mixed_precision, hardware)
     if state.mixed_precision is not None and state.mixed_precision != mixed:
         if mixed_precision != "auto":
@@ -179,28 +240,14 @@ def train(config, resume=False, restart=False, verbose=1, devices=None, mixed_pr
                         "cannot share evenly; resume it on a number of devices that divides it")
     state.devices = list(hardware.names)
     state.backend = keras.backend.backend()
-
-    data.check_dataset(config.data)
-    if restart:
-        files.discard()
-    # Find out now, not after hours of training, that the results cannot be written.
-    ensure_folder(Path(config.output).parent, "output folder")
     ensure_folder(files.dir, "run folder")
-    print(f"Reading {Path(config.data) / 'train'} ...")
-    images, labels, skipped = data.load_split(Path(config.data) / "train", verbose=verbose == 1)
-    data.report_skipped(skipped)
-    train_idx, val_idx = data.stratified_split(labels, config.val_split, data.VALIDATION_SEED)
-    print(f"{len(train_idx)} training and {len(val_idx)} validation images; "
-          "per class: " + ", ".join(f"{n} {c}" for n, c in zip(CLASS_NAMES, data.class_counts(labels))))
 
-    x_train = images[train_idx]
-    y_train = keras.utils.to_categorical(labels[train_idx], NUM_CLASSES)
-    # Keras cannot validate a batch that splits unevenly between devices (an AddN shape error), so
-    # several devices drop the last (at most devices - 1) validation faces; one device keeps all.
-    val_idx = val_idx[:len(val_idx) - len(val_idx) % hardware.count]
-    x_val = images[val_idx, :, :, None].astype("float32")
-    y_val = keras.utils.to_categorical(labels[val_idx], NUM_CLASSES)
-    weights = class_sample_weights(labels[train_idx], config.class_weight_power)
+    x_train, train_labels = faces["train"]
+    val_images, val_labels = faces["validation"]
+    y_train = keras.utils.to_categorical(train_labels, NUM_CLASSES)
+    x_val = val_images[..., None].astype("float32")
+    y_val = keras.utils.to_categorical(val_labels, NUM_CLASSES)
+    weights = class_sample_weights(train_labels, config.class_weight_power)
     steps_per_epoch = int(np.ceil(len(x_train) / global_batch))
     state.train_images = int(len(x_train))
     print(f"Training on {hardware.describe()}: {global_batch // hardware.count} faces per device, "
@@ -237,53 +284,66 @@ def train(config, resume=False, restart=False, verbose=1, devices=None, mixed_pr
                           verbose=verbose)
     except KeyboardInterrupt:
         state = files.read() if files.state_file.is_file() else state
-        if not state.epochs_done:
+        if first and not state.epochs_done:
             raise UserError("training interrupted before its first epoch finished; nothing to keep",
                             exit_code=130, reason="interrupted-early") from None
-        raise UserError(f"training interrupted after {state.epochs_done} finished epoch(s); the best model so "
-                        f"far is {files.best}, and resuming the run continues from the last checkpoint",
+        kept = f"the best model so far is {files.best}" if state.epochs_done else "the models before it are kept"
+        raise UserError(f"training of {files.dir} interrupted after {state.epochs_done} finished epoch(s); {kept}, "
+                        "and resuming the run continues from the last checkpoint",
                         exit_code=130, reason="interrupted") from None
+    return state
 
-    return publish_and_score(config, files, state, verbose)
 
-
-def publish_and_score(config, files, state, verbose=1):
-    """Copy the run's best epoch to config.output, score it once on test/, and write its metrics
-    JSON and training-curve PNG beside it. Returns the metrics."""
-    if not files.best.is_file():
-        raise UserError(f"{files.best} is missing; the run has no finished epoch to publish")
+def publish_and_score(config, runs, states, validation, verbose=1):
+    """Average the runs' best epochs (average_models; one run's is published as it is) into
+    config.output, score it on the validation slice and once on test/, and write its metrics JSON and
+    training-curve PNG beside it. validation: (images, labels). Returns the metrics."""
+    for files in runs:
+        if not files.best.is_file():
+            raise UserError(f"{files.best} is missing; the run has no finished epoch to publish")
     output = Path(config.output)
-    best = load_model(files.best)
-    save_model_atomic(best, output, include_optimizer=False)
+    published = average_models([load_model(files.best) for files in runs])
+    save_model_atomic(published, output, include_optimizer=False)
 
-    print(f"Scoring the best epoch ({state.best_epoch}) on {Path(config.data) / 'test'} ...")
+    val_images, val_labels = validation
+    val_probabilities = evaluation.predict_probabilities(published, val_images)
+    val_accuracy = float((val_probabilities.argmax(axis=1) == val_labels).mean())
+    what = (f"the best epoch ({states[0].best_epoch})" if len(runs) == 1
+            else f"the average of {len(runs)} models (best epochs {', '.join(str(s.best_epoch) for s in states)})")
+    print(f"Validation accuracy of {what}: {val_accuracy:.2%}")
+    print(f"Scoring {what} on {Path(config.data) / 'test'} ...")
     test_images, test_labels, skipped = data.load_split(Path(config.data) / "test", verbose=verbose == 1)
     data.report_skipped(skipped)
-    report = evaluation.evaluate(best, test_images, test_labels, verbose=verbose == 1)
+    report = evaluation.evaluate(published, test_images, test_labels, verbose=verbose == 1)
     print(evaluation.format_report(report, title="test"))
 
+    train_seconds = sum(state.train_seconds for state in states)
     metrics = {
         "model": output.name,
         "split": "test",
         "data": str(config.data),
         "test": report,
-        "best_epoch": state.best_epoch,
-        "best_val_accuracy": state.best_val_accuracy,
-        "epochs": state.epochs_done,
-        "train_seconds": round(state.train_seconds, 1),
-        "train_images_per_second": round(state.images_per_second, 1),
+        "val_accuracy": val_accuracy,  # of the published model, on the validation slice that chose its epochs
+        "epochs": config.epochs,       # per model
+        "train_seconds": round(train_seconds, 1),
+        "train_images_per_second": round(sum(s.epochs_done * s.train_images for s in states) / train_seconds, 1)
+                                   if train_seconds else 0.0,
         # None for a run folder written before state.json counted its sessions.
-        "times_resumed": len(state.resumed_after) if state.session_starts else None,
-        "devices": state.devices,
-        "backend": state.backend,
-        "mixed_precision": state.mixed_precision,
-        "parameters": int(best.count_params()),
+        "times_resumed": (sum(len(s.resumed_after) for s in states) if all(s.session_starts for s in states)
+                          else None),
+        "members": [{"seed": s.config.get("seed"), "epochs": s.epochs_done, "best_epoch": s.best_epoch,
+                     "best_val_accuracy": s.best_val_accuracy, "train_seconds": round(s.train_seconds, 1),
+                     "times_resumed": len(s.resumed_after) if s.session_starts else None} for s in states],
+        "devices": states[-1].devices,
+        "backend": states[-1].backend,
+        "mixed_precision": states[-1].mixed_precision,
+        "parameters": int(published.count_params()),
         "config": asdict(config),
     }
     metrics_path = output.with_suffix(".metrics.json")
     write_json_atomic(metrics_path, metrics)
     curves_path = output.with_suffix(".history.png")
-    save_figure(plot_history(state.history, resumed_after=state.resumed_after), curves_path)
+    save_figure(plot_histories([(s.history, s.resumed_after) for s in states]), curves_path)
     print(f"Wrote {output}, {metrics_path.name} and {curves_path.name}")
     return metrics
 
@@ -291,19 +351,31 @@ def publish_and_score(config, files, state, verbose=1):
 def plot_history(history, resumed_after=()):
     """Loss and accuracy per epoch, training vs. validation, as a Matplotlib Figure; a dotted line
     marks each epoch after which the run was interrupted and resumed."""
+    return plot_histories([(history, resumed_after)])
+
+
+def plot_histories(runs):
+    """plot_history for several models trained alike: runs holds one (history, resumed_after) each;
+    each model has a colour of its own, its training curve dashed and its validation curve solid."""
     # A bare Figure needs no GUI backend and leaves pyplot's (a notebook's inline one) alone.
     from matplotlib.figure import Figure
 
-    epochs = np.arange(1, len(history) + 1)
     figure = Figure(figsize=(11, 4))
     loss_axes, accuracy_axes = figure.subplots(1, 2)
-    for axes, key, label in ((loss_axes, "loss", "loss"), (accuracy_axes, "accuracy", "accuracy")):
-        axes.plot(epochs, [h.get(key, np.nan) for h in history], label=f"training {label}")
-        axes.plot(epochs, [h.get(f"val_{key}", np.nan) for h in history], label=f"validation {label}")
-        for n, epoch in enumerate(resumed_after):  # between the last epoch before and the first after
-            axes.axvline(epoch + 0.5, color="gray", linestyle=":", label="resumed" if n == 0 else None)
+    for axes, key in ((loss_axes, "loss"), (accuracy_axes, "accuracy")):
+        for number, (history, resumed_after) in enumerate(runs, start=1):
+            epochs = np.arange(1, len(history) + 1)
+            name = f"model {number}, " if len(runs) > 1 else ""
+            colour = None if len(runs) == 1 else f"C{number - 1}"
+            axes.plot(epochs, [h.get(key, np.nan) for h in history], label=f"{name}training {key}",
+                      color=colour, linestyle="--" if colour else "-")
+            axes.plot(epochs, [h.get(f"val_{key}", np.nan) for h in history], label=f"{name}validation {key}",
+                      color=colour)
+            for n, epoch in enumerate(resumed_after):  # between the last epoch before and the first after
+                axes.axvline(epoch + 0.5, color="gray", linestyle=":",
+                             label=f"{name}resumed" if n == 0 else None)
         axes.set_xlabel("epoch")
-        axes.set_ylabel(label)
+        axes.set_ylabel(key)
         axes.grid(alpha=0.3)
         axes.legend()
     accuracy_axes.set_title("training accuracy is on augmented faces")

@@ -14,7 +14,7 @@ from conftest import ROOT, assert_clean_error, interrupt_after_first_epoch
 
 def train_command(fer_folder, tmp_path, *extra):
     return [sys.executable, str(ROOT / "train.py"), "--data", str(fer_folder), "--output", str(tmp_path / "m.keras"),
-            "--run-dir", str(tmp_path / "run"), "--quiet", "--batch-size", "8", *map(str, extra)]
+            "--run-dir", str(tmp_path / "run"), "--quiet", "--batch-size", "8", "--members", "1", *map(str, extra)]
 
 
 def test_two_devices_interrupted_by_sigterm_resume_and_finish_a_model_that_honours_the_contract(fer_folder, tmp_path):

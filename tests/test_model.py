@@ -10,7 +10,8 @@ from keras import layers
 from conftest import weight_groups
 from emotion_recognition.config import CLASS_NAMES
 from emotion_recognition.errors import UserError
-from emotion_recognition.model import build_model, check_contract, load_model, save_model_atomic
+from emotion_recognition.model import (average_models, build_model, check_contract, crop_size_of, load_model,
+                                       save_model_atomic)
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +163,25 @@ def test_shipped_model_records_the_project_labels(shipped_model):
     from emotion_recognition.files import read_model_record
 
     assert read_model_record(shipped_model)["class_names"] == list(CLASS_NAMES)
+
+
+def test_averaged_models_answer_with_the_mean_of_their_probabilities(tmp_path):
+    rng = np.random.default_rng(3)
+    members = []
+    for _ in range(2):
+        member = build_model(base_width=4, dense_units=8, random_crops=False)
+        # Trained-looking weights: BatchNorm statistics away from 0 and 1, so that every weight matters.
+        member.set_weights([rng.normal(1.0 if "variance" in w.path else 0.0, 0.2, w.shape).astype("float32")
+                            for w in member.weights])
+        members.append(member)
+    averaged = average_models(members)
+    check_contract(averaged)
+    assert average_models(members[:1]) is members[0]
+    assert averaged.count_params() == 2 * members[0].count_params() and crop_size_of(averaged) == 40
+
+    save_model_atomic(averaged, tmp_path / "pair.keras", include_optimizer=False)
+    loaded = load_model(tmp_path / "pair.keras")
+    faces = rng.integers(0, 256, (6, 48, 48, 1)).astype("float32")
+    separate = [np.asarray(member(faces, training=False)) for member in members]
+    assert not np.allclose(separate[0], separate[1], atol=1e-3)
+    assert np.allclose(np.asarray(loaded(faces, training=False)), (separate[0] + separate[1]) / 2, atol=1e-5)

@@ -13,7 +13,7 @@ from conftest import ROOT, assert_clean_error, interrupt_after_first_epoch, weig
 
 def test_train_one_epoch_writes_a_model_that_honours_the_contract(cli, fer_folder, tmp_path):
     output = tmp_path / "m.keras"
-    result = cli("train", "--data", fer_folder, "--epochs", "1", "--output", output)
+    result = cli("train", "--data", fer_folder, "--epochs", "1", "--output", output, "--members", "1")
     assert result.returncode == 0, result.stderr
     # Printing to a file (as a run in the background does), each epoch is one line, not a progress bar.
     assert re.search(r"^(\d+)/\1 - .*val_accuracy", result.stdout, re.MULTILINE), result.stdout
@@ -35,9 +35,10 @@ def test_train_one_epoch_writes_a_model_that_honours_the_contract(cli, fer_folde
     assert "accuracy" in result.stdout and "disgust" in result.stdout  # the per-class report
 
     # The run is not overwritten without asking; --restart discards it and trains afresh.
-    again = cli("train", "--data", fer_folder, "--epochs", "1", "--output", output, "--quiet")
+    again = cli("train", "--data", fer_folder, "--epochs", "1", "--output", output, "--quiet", "--members", "1")
     assert_clean_error(again, "already holds a run", "--resume", "--restart")
-    restarted = cli("train", "--data", fer_folder, "--epochs", "1", "--output", output, "--quiet", "--restart")
+    restarted = cli("train", "--data", fer_folder, "--epochs", "1", "--output", output, "--quiet", "--restart",
+                    "--members", "1")
     assert restarted.returncode == 0, restarted.stderr
     state = json.loads((tmp_path / "runs" / "m" / "state.json").read_text())
     assert state["epochs_done"] == 1 and state["session_starts"] == [0]
@@ -47,12 +48,14 @@ def test_train_one_epoch_writes_a_model_that_honours_the_contract(cli, fer_folde
 def test_resume_without_a_run_is_refused(cli, fer_folder, tmp_path):
     result = cli("train", "--data", fer_folder, "--output", tmp_path / "m.keras", "--resume")
     assert_clean_error(result, "nothing to resume")
+    assert_clean_error(cli("train", "--data", fer_folder, "--output", tmp_path / "m.keras", "--members", "0"),
+                       "members must be 1 or more")
 
 
 def test_sigint_after_first_epoch_keeps_a_model_and_resume_finishes(fer_folder, tmp_path):
     output, run_dir = tmp_path / "m.keras", tmp_path / "run"
     command = [sys.executable, str(ROOT / "train.py"), "--data", str(fer_folder), "--epochs", "4",
-               "--output", str(output), "--run-dir", str(run_dir), "--quiet"]
+               "--output", str(output), "--run-dir", str(run_dir), "--quiet", "--members", "1"]
     state_file = run_dir / "state.json"
     process, stderr = interrupt_after_first_epoch(command, state_file)
     assert process.returncode == 130, stderr
@@ -84,7 +87,7 @@ def test_recipe_options_shape_the_model_and_a_resumed_run_keeps_them(cli, fer_fo
     output = tmp_path / "m.keras"
     first = cli("train", "--data", fer_folder, "--epochs", "1", "--output", output, "--quiet",
                        "--base-width", "8", "--random-erasing", "0", "--class-weight-power", "1",
-                       "--crop-size", "44", "--optimizer", "sgd", "--dense-units", "32")
+                       "--crop-size", "44", "--optimizer", "sgd", "--dense-units", "32", "--members", "1")
     assert first.returncode == 0, first.stderr
     from emotion_recognition.model import crop_size_of, load_model
     model = load_model(output)
@@ -107,6 +110,35 @@ def test_recipe_options_shape_the_model_and_a_resumed_run_keeps_them(cli, fer_fo
     metrics = train(asked, resume=True, verbose=0)  # nothing left to train: publishes and scores again
     assert (metrics["config"]["base_width"], metrics["config"]["dense_units"]) == (8, 32)
     assert (asked.base_width, asked.dense_units) == (16, 64)
+
+
+def test_two_members_train_one_after_another_and_the_published_model_averages_them(cli, fer_folder, tmp_path):
+    output, run_dir = tmp_path / "pair.keras", tmp_path / "run"
+    options = ("train", "--data", fer_folder, "--epochs", "1", "--output", output, "--run-dir", run_dir, "--quiet",
+               "--base-width", "4", "--dense-units", "8", "--members", "2", "--seed", "5")
+    result = cli(*options)
+    assert result.returncode == 0, result.stderr
+    assert "Model 2 of 2 (seed 6)" in result.stdout and "Validation accuracy of the average of 2 models" in result.stdout
+    from emotion_recognition.model import load_model
+    members = [load_model(run_dir / f"member-{n}" / "best.keras") for n in (1, 2)]
+    published = load_model(output)
+    faces = np.random.default_rng(2).integers(0, 256, (4, 48, 48, 1)).astype("float32")
+    separate = [np.asarray(member(faces)) for member in members]
+    assert not np.allclose(separate[0], separate[1], atol=1e-3)  # different seeds, different models
+    assert np.allclose(np.asarray(published(faces)), (separate[0] + separate[1]) / 2, atol=1e-5)
+    metrics = json.loads(output.with_suffix(".metrics.json").read_text())
+    assert [member["seed"] for member in metrics["members"]] == [5, 6]
+    assert metrics["parameters"] == 2 * members[0].count_params() and 0 <= metrics["val_accuracy"] <= 1
+
+    # A second model lost midway: resuming trains it again and leaves the first as it was.
+    first_state = (run_dir / "member-1" / "state.json").read_text()
+    for stale in (run_dir / "member-2").iterdir():
+        stale.unlink()
+    resumed = cli(*options, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert (run_dir / "member-1" / "state.json").read_text() == first_state
+    assert json.loads((run_dir / "member-2" / "state.json").read_text())["epochs_done"] == 1
+    assert_clean_error(cli(*options), "already holds a run", "--resume", "--restart")
 
 
 def test_compare_recipes_never_discards_a_run_of_another_length(fer_folder, tmp_path):

@@ -64,7 +64,7 @@ def parse_args(argv=None):
                                 "away but cost time (most of a search goes into the smallest sizes)")
     parser.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=MIRROR,
                         help="average each face's answers with its mirror image's (more accurate, at twice the "
-                             "classifier's cost per face)")
+                             "classifier's cost per face); --no-mirror classifies each face as it is")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     return parser.parse_args(argv)
 

@@ -3,6 +3,7 @@
     emotion-train                      # the shipped model's recipe, on dataset/FER2013
     emotion-train --resume             # continue an interrupted run from its last epoch
     emotion-train --data DIR --epochs 5 --output my_model.keras
+    emotion-train --members 2          # two models from seeds one apart, published as their average
 
 (`python train.py ...` in a clone does the same.)
 """
@@ -69,6 +70,9 @@ def parse_args(argv=None):
                         help="0 = no class weighting, 1 = full inverse class frequency")
     recipe.add_argument("--random-erasing", type=float, default=defaults.random_erasing,
                         help="chance of blanking a random patch of a training face")
+    recipe.add_argument("--members", type=int, default=defaults.members,
+                        help="models trained one after another from seeds --seed, --seed + 1, ...; the published "
+                             "model averages their answers (1 = a single model, in half the time)")
     hardware = parser.add_argument_group("devices")
     hardware.add_argument("--devices", type=int, default=None,
                           help="how many devices to train on (default: every GPU, else the CPU); on a machine "
