@@ -50,8 +50,8 @@ class TrainConfig:
     stage_dropout: float = 0.5     # scales the conv stages' dropout (model.STAGE_DROPOUT): half of it let
     #                                width 32 fit faster, and the wide head has dropout enough
     random_erasing: float = 0.5    # chance that a training face gets a random patch blanked out
-    members: int = 1               # models trained alike from seeds seed, seed + 1, ...; the published
-    #                                model averages their probabilities
+    members: int = 2               # models trained alike from seeds seed, seed + 1, ...; the published
+    #                                model averages their probabilities (README, "Two models averaged")
 
     def resolved_run_dir(self):
         """run_dir, or runs/<output name>/ beside the output (the clone's runs/ for the shipped model)."""

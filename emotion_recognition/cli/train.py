@@ -3,7 +3,7 @@
     emotion-train                      # the shipped model's recipe, on dataset/FER2013
     emotion-train --resume             # continue an interrupted run from its last epoch
     emotion-train --data DIR --epochs 5 --output my_model.keras
-    emotion-train --members 2          # two models from seeds one apart, published as their average
+    emotion-train --members 1          # one model instead of the average of two: half the time
 
 (`python train.py ...` in a clone does the same.)
 """
