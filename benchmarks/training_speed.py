@@ -2,13 +2,15 @@
 """Where a training step's time goes, and training images/s of the old and the new input pipeline.
 
     python benchmarks/training_speed.py                  # FER2013 faces if unpacked, else random ones
-    python benchmarks/training_speed.py --widths 16 32   # the new pipeline at other base widths
+    python benchmarks/training_speed.py --widths 16 32   # both pipelines at other base widths
 
-Rows (all `model.fit` on the same faces, batch 64, after a warm-up epoch):
+Rows (all `model.fit` on the same faces, batch 64, after a warm-up of a few steps), per base width:
 - augmentation alone: faces/s of each way of drawing ImageDataGenerator's transforms, no model;
 - model alone: the network fed with fixed in-memory tensors, the ceiling for any input pipeline;
 - old pipeline: ImageDataGenerator.flow (SciPy warps, shifts) into the 48-px model, as shipped before;
-- new pipeline: augmentation.AugmentedFaces (OpenCV warps) into the model with random 40-px crops.
+- new pipeline: augmentation.AugmentedFaces (OpenCV warps) into the model with random 40-px crops;
+- the same four rows for train.py's defaults (the shipped recipe's width, head and dropout).
+Each figure is the steady state of one epoch, its first steps left out.
 Run it on an otherwise idle machine; a background job halves every figure.
 """
 
@@ -26,6 +28,7 @@ from emotion_recognition.config import DEFAULT_DATA_DIR, NUM_CLASSES
 
 BATCH_SIZE = 64
 WARM_UP_STEPS = 20  # oneDNN picks and caches its kernels during the first steps
+SKIPPED_STEPS = 5  # the timed epoch's first steps wait for fit's start-up, not for the model
 
 
 def parse_args(argv=None):
@@ -33,8 +36,13 @@ def parse_args(argv=None):
                                      formatter_class=HelpFormatter)
     parser.add_argument("--data", default=str(DEFAULT_DATA_DIR), help="FER2013 folder (random faces if absent)")
     parser.add_argument("--images", type=int, default=3200, help="faces per timed epoch")
-    parser.add_argument("--widths", type=int, nargs="+", default=[16], help="base widths for the new pipeline")
-    return parser.parse_args(argv)
+    parser.add_argument("--widths", type=int, nargs="+", default=[16], help="base widths for both pipelines")
+    args = parser.parse_args(argv)
+    # The warm-up must not run past the old pipeline's epoch, and a rate needs two steps after the skipped ones.
+    fewest = max(WARM_UP_STEPS, SKIPPED_STEPS + 2) * BATCH_SIZE
+    if args.images < fewest:
+        parser.error(f"--images must be at least {fewest}")
+    return args
 
 
 def sample_faces(args):
@@ -50,11 +58,21 @@ def sample_faces(args):
             f"{args.images} random faces (no FER2013 at {args.data})")
 
 
-def images_per_second(model, batches, count, steps=None):
+def images_per_second(model, batches, steps=None):
+    """Steady-state training images/s: the steps of one epoch after its first few, so that neither the
+    kernels' first calls nor `fit`'s start-up (iterators, worker threads) count."""
+    import keras
+
     model.fit(batches, epochs=1, steps_per_epoch=WARM_UP_STEPS, verbose=0)
-    started = time.perf_counter()
-    model.fit(batches, epochs=1, steps_per_epoch=steps, verbose=0)
-    return count / (time.perf_counter() - started)
+    step_ends = []
+
+    class StepClock(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            step_ends.append(time.perf_counter())
+
+    model.fit(batches, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[StepClock()])
+    timed = step_ends[SKIPPED_STEPS:]
+    return (len(timed) - 1) * BATCH_SIZE / (timed[-1] - timed[0])
 
 
 def main(argv=None):
@@ -102,25 +120,31 @@ def main(argv=None):
     x = faces[:, :, :, None].astype("float32")
     tensors = tf.data.Dataset.from_tensor_slices((x, one_hot, weights)).repeat().batch(BATCH_SIZE).prefetch(2)
 
-    # The model alone, then the old pipeline, at width 16.
-    rows.append(("model alone, 48 px, width 16", images_per_second(fresh(old_config), tensors, steps * BATCH_SIZE, steps)))
     old_flow = tf.keras.preprocessing.image.ImageDataGenerator(
         rotation_range=10, width_shift_range=0.1, height_shift_range=0.1, zoom_range=0.1, horizontal_flip=True,
         fill_mode="nearest").flow(x, one_hot, sample_weight=weights, batch_size=BATCH_SIZE, seed=0)
-    old = images_per_second(fresh(old_config), old_flow, len(x))
-    rows.append(("old pipeline: flow() -> 48-px model, width 16", old))
+
+    def old_and_new(label, config):
+        """The old pipeline into the model at 48 px and the new one into it with crops, and each model alone."""
+        whole_faces = dataclasses.replace(config, crop_size=48)
+        rows.append((f"model alone, 48 px, {label}", images_per_second(fresh(whole_faces), tensors, steps)))
+        old = images_per_second(fresh(whole_faces), old_flow)
+        rows.append((f"old pipeline: flow() -> 48-px model, {label}", old))
+        rows.append((f"model alone, 40-px crops, {label}", images_per_second(fresh(config), tensors, steps)))
+        new = images_per_second(fresh(config), make_batches(config, faces, one_hot, weights, 0))
+        rows.append((f"new pipeline: AugmentedFaces -> 40-px crops, {label}", new))
+        rows.append((f"  new / old, {label}", new / old))
 
     for width in args.widths:
-        config = dataclasses.replace(old_config, base_width=width, crop_size=CROP_SIZE)
-        rows.append((f"model alone, 40-px crops, width {width}",
-                     images_per_second(fresh(config), tensors, steps * BATCH_SIZE, steps)))
-        new = images_per_second(fresh(config), make_batches(config, faces, one_hot, weights, 0), len(x))
-        rows.append((f"new pipeline: AugmentedFaces -> 40-px crops, width {width}", new))
-        if width == 16:
-            rows.append(("  new / old at width 16", new / old))
+        old_and_new(f"width {width}", dataclasses.replace(old_config, base_width=width, crop_size=CROP_SIZE))
+    # The shipped recipe as train.py runs it: its width, head and dropout.
+    shipped = TrainConfig()
+    print(f"train.py's defaults: base width {shipped.base_width}, head {shipped.dense_units} units, dropout "
+          f"{shipped.dense_dropout}, stage dropout x{shipped.stage_dropout}")
+    old_and_new("train.py's defaults", shipped)
 
     for name, value in rows:
-        print(f"{name:58} {value:8.2f}" if value < 10 else f"{name:58} {value:8.0f} images/s")
+        print(f"{name:68} {value:8.2f}" if value < 10 else f"{name:68} {value:8.0f} images/s")
 
 
 if __name__ == "__main__":
