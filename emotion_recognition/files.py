@@ -89,6 +89,15 @@ def read_model_record(keras_file):
             return {}
 
 
+def saved_keras_version(keras_file):
+    """The Keras version that wrote a .keras file (its metadata.json), or None if it does not say."""
+    try:
+        with zipfile.ZipFile(keras_file) as archive:
+            return json.loads(archive.read("metadata.json")).get("keras_version")
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+
+
 def check_model_file(path):
     """Raise UserError unless `path` is a .keras archive whose recorded labels (if any) are ours."""
     path = Path(path)

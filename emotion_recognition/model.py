@@ -5,6 +5,7 @@ probabilities in CLASS_NAMES order. Rescaling happens inside the model, so train
 cannot disagree about preprocessing.
 """
 
+import itertools
 from pathlib import Path
 
 import keras
@@ -13,7 +14,7 @@ from keras import layers
 
 from .config import CLASS_NAMES, INPUT_SHAPE, NUM_CLASSES
 from .errors import UserError
-from .files import add_model_record, check_model_file, replace_atomic
+from .files import add_model_record, check_model_file, replace_atomic, saved_keras_version
 
 # Channels of the first of four convolution stages; each later stage doubles them, which keeps the
 # arithmetic per stage about equal. Measured fit() speed on a 2-core AVX2 CPU with 40-px crops,
@@ -172,12 +173,30 @@ def load_model(path, compile=False):
     try:
         model = keras.models.load_model(path, compile=compile, safe_mode=True)
     except Exception as error:  # Keras raises many types for bad files; all mean "cannot read it".
+        saved_by = saved_keras_version(path)
+        if saved_by and _version_tuple(saved_by) > _version_tuple(keras.__version__):
+            # Newer Keras versions write settings that older ones do not know (not the other way round).
+            raise UserError(
+                f"cannot load model file {path}: it was saved by Keras {saved_by}, and this is Keras "
+                f"{keras.__version__}, which cannot read files of newer versions; upgrade it (pip install "
+                f"--upgrade keras; Keras 3.13 and later need Python 3.11 or later)") from error
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UserError(
             f"cannot load model file {path}: it is corrupt, not a Keras .keras file, or made by an "
             f"incompatible Keras version ({detail[:200]})") from error
     check_contract(model, source=f"model file {path}")
     return model
+
+
+def _version_tuple(version):
+    """"3.15.1" -> (3, 15, 1); a suffix such as ".dev0" or "rc1" ends the numbers."""
+    numbers = []
+    for part in version.split("."):
+        digits = "".join(itertools.takewhile(str.isdigit, part))
+        if not digits:
+            break
+        numbers.append(int(digits))
+    return tuple(numbers)
 
 
 def save_model_atomic(model, path, include_optimizer=True):

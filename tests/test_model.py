@@ -1,6 +1,8 @@
 """The model contract, safe loading and atomic saving."""
 
+import json
 import os
+import zipfile
 
 import keras
 import numpy as np
@@ -10,8 +12,8 @@ from keras import layers
 from conftest import weight_groups
 from emotion_recognition.config import CLASS_NAMES
 from emotion_recognition.errors import UserError
-from emotion_recognition.model import (average_models, build_model, check_contract, crop_size_of, load_model,
-                                       save_model_atomic)
+from emotion_recognition.model import (_version_tuple, average_models, build_model, check_contract, crop_size_of,
+                                       load_model, save_model_atomic)
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +92,29 @@ def test_corrupt_model_is_reported(tmp_path):
     path.write_bytes(b"PK\x03\x04 this is not a model")
     with pytest.raises(UserError, match="cannot load model file"):
         load_model(path)
+
+
+def test_model_from_a_newer_keras_says_to_upgrade(model, tmp_path):
+    # Newer Keras versions add settings to layer configs that older ones reject (Keras 3.15's
+    # initializers have `input_axes`, unknown to 3.12): such a file must say which Keras wrote it.
+    saved = tmp_path / "saved.keras"
+    save_model_atomic(model, saved, include_optimizer=False)
+    newer = tmp_path / "newer.keras"
+    with zipfile.ZipFile(saved) as source, zipfile.ZipFile(newer, "w") as target:
+        for item in source.infolist():
+            content = source.read(item)
+            if item.filename == "metadata.json":
+                content = json.dumps({**json.loads(content), "keras_version": "99.0.0"})
+            elif item.filename == "config.json":
+                config = json.loads(content)
+                conv = next(layer for layer in config["config"]["layers"] if layer["class_name"] == "Conv2D")
+                conv["config"]["kernel_initializer"]["config"]["a_setting_from_the_future"] = None
+                content = json.dumps(config)
+            target.writestr(item, content)
+    with pytest.raises(UserError, match=r"saved by Keras 99\.0\.0, and this is Keras .*upgrade it"):
+        load_model(newer)
+    assert _version_tuple("3.15.1") == (3, 15, 1) and _version_tuple("3.16.0.dev2026") == (3, 16, 0)
+    assert _version_tuple("3.13.0rc1") == (3, 13, 0) < _version_tuple("3.15.1")
 
 
 def test_model_breaking_the_contract_is_refused(tmp_path):
