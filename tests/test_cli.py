@@ -123,7 +123,8 @@ def test_help_explains_itself(cli, command):
     assert_help_explains_itself(result)
 
 
-@pytest.mark.parametrize("script", ["speed.py", "accuracy_vs_fer.py", "compare_recipes.py", "training_speed.py"])
+@pytest.mark.parametrize("script", ["speed.py", "accuracy_vs_fer.py", "compare_recipes.py", "training_speed.py",
+                                    "face_framing.py"])
 def test_benchmark_help_explains_itself(script):
     assert_help_explains_itself(run_script(Path("benchmarks") / script, "--help"))
 
