@@ -119,8 +119,16 @@ def assert_help_explains_itself(result):
 @pytest.mark.parametrize("command", ["recognize", "train", "evaluate"])
 def test_help_explains_itself(cli, command):
     result = cli(command, "--help")
-    assert "--debug" in result.stdout
+    assert "--debug" in result.stdout and "--version" in result.stdout
     assert_help_explains_itself(result)
+
+
+@pytest.mark.parametrize("command", ["recognize", "train", "evaluate"])
+def test_version_is_the_package_version(cli, command):
+    from emotion_recognition import __version__
+
+    result = cli(command, "--version")
+    assert result.returncode == 0 and result.stdout.split()[-1] == __version__
 
 
 @pytest.mark.parametrize("script", ["speed.py", "accuracy_vs_fer.py", "compare_recipes.py", "training_speed.py",

@@ -4,6 +4,8 @@ calls the library, and turns the library's errors into one line of advice in ter
 
 import argparse
 
+from .. import __version__
+
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """--help shows an option's default where the default says something: not for switches such as
@@ -14,3 +16,10 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default is None or switch:
             return action.help
         return super()._get_help_string(action)
+
+
+def add_standard_options(parser):
+    """--debug and --version, which every command has."""
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
+                        help="print the version and exit")

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import HelpFormatter
+from . import HelpFormatter, add_standard_options
 from ..config import DEFAULT_DATA_DIR, DEFAULT_MODEL_PATH
 from ..errors import check_writable, friendly_errors
 
@@ -31,7 +31,7 @@ def parse_args(argv=None):
                         help="where the confusion matrix goes (default: <model>.confusion.png beside the model)")
     parser.add_argument("--batch-size", type=int, default=256,
                         help="faces per prediction call; smaller needs less memory")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    add_standard_options(parser)
     return parser.parse_args(argv)
 
 

@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import HelpFormatter
+from . import HelpFormatter, add_standard_options
 from ..config import DEFAULT_MODEL_PATH
 from ..errors import UserError, check_writable, friendly_errors
 from ..faces import MIN_FACE
@@ -65,7 +65,7 @@ def parse_args(argv=None):
     parser.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=MIRROR,
                         help="average each face's answers with its mirror image's (more accurate, at twice the "
                              "classifier's cost per face); --no-mirror classifies each face as it is")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    add_standard_options(parser)
     return parser.parse_args(argv)
 
 

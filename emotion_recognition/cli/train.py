@@ -11,7 +11,7 @@
 import argparse
 import sys
 
-from . import HelpFormatter
+from . import HelpFormatter, add_standard_options
 from ..errors import friendly_errors
 
 ADVICE = {
@@ -90,7 +90,7 @@ def parse_args(argv=None):
     parser.add_argument("--quiet", action="store_true",
                         help="nothing per epoch, only the summaries (otherwise a terminal shows progress bars, "
                              "and output to a file or pipe gets one line per epoch)")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    add_standard_options(parser)
     return parser.parse_args(argv)
 
 
