@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 
 from emotion_recognition.cli import HelpFormatter
+from emotion_recognition.runtime import cpu_description
 from emotion_recognition.config import CLASS_NAMES, DEFAULT_DATA_DIR, DEFAULT_MODEL_PATH
 from emotion_recognition.errors import UserError, friendly_errors
 
@@ -455,13 +456,13 @@ def main(argv=None):
         ours["threads_calls_per_s"], ours["threads_wrong_answers"] = threads_check(args.model, frames, crops)
         total_faces = sum(len(t) for t in truth)
         if args.json:
-            print(json.dumps({"live": live_rows, "frames": len(frames), "faces": total_faces, "cpus": os.cpu_count(),
+            print(json.dumps({"live": live_rows, "frames": len(frames), "faces": total_faces, "cpus": os.cpu_count(), "cpu": cpu_description(),
                               "rows": rows}))
             return
         print_live(live_rows, args.clip_frames)
         print()
         print(f"{len(frames)} frames of {FRAME_SIZE[0]}x{FRAME_SIZE[1]}, {total_faces} faces in all; "
-              f"{os.cpu_count()} CPU(s); medians of {args.repeats} passes / {args.calls} calls")
+              f"{cpu_description()}; medians of {args.repeats} passes / {args.calls} calls")
         print(f"{'pipeline':<50} {'batch-1 ms':>10} {'faces/s @32':>12} {'frames/s':>9} {'faces found':>12}")
         for row in rows:
             fps = f"{row['fps']:.1f}" if row.get("fps") else "-"

@@ -25,6 +25,7 @@ import numpy as np
 
 from emotion_recognition.cli import HelpFormatter
 from emotion_recognition.config import DEFAULT_DATA_DIR, NUM_CLASSES
+from emotion_recognition.runtime import cpu_description
 
 BATCH_SIZE = 64
 WARM_UP_STEPS = 20  # oneDNN picks and caches its kernels during the first steps
@@ -88,7 +89,7 @@ def main(argv=None):
     one_hot = keras.utils.to_categorical(labels, NUM_CLASSES)
     weights = np.ones(len(faces), dtype="float32")
     steps = len(faces) // BATCH_SIZE
-    print(f"{source}, batch {BATCH_SIZE}, {os.cpu_count()} CPU cores, TensorFlow {tf.__version__}")
+    print(f"{source}, batch {BATCH_SIZE}, {cpu_description()}, TensorFlow {tf.__version__}")
     rows = []
 
     # Augmentation alone.

@@ -1,4 +1,5 @@
-"""The one place that sets up TensorFlow's environment and silences what native code prints.
+"""The one place that sets up TensorFlow's environment and silences what native code prints, and
+which describes the CPU that benchmarks run on.
 
 TensorFlow reads its settings from environment variables when it is first imported, so they are
 set when this package is imported (see __init__.py), before any module of it imports TensorFlow.
@@ -8,9 +9,11 @@ Values already in the environment win: `TF_ENABLE_ONEDNN_OPTS=0 python train.py`
 import contextlib
 import importlib
 import os
+import platform
 import sys
 import threading
 import warnings
+from pathlib import Path
 
 TENSORFLOW_ENVIRONMENT = {
     # TensorFlow's C++ start-up chatter (INFO and WARNING lines) stays off the terminal.
@@ -71,3 +74,21 @@ def import_tensorflow():
         if keras.backend.backend() != "tensorflow":
             return None
         return importlib.import_module("tensorflow")
+
+
+def cpu_description():
+    """The CPU a figure was measured on, e.g. "AMD EPYC, 2 cores, AVX-512": speeds on CPUs with and
+    without AVX-512 differ several-fold (README, "Speed"), so a benchmark says which it ran on."""
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():  # Linux; elsewhere the name alone
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                name = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+                break
+    except OSError:
+        pass
+    vector = "AVX-512" if "avx512f" in flags else "AVX2, no AVX-512" if "avx2" in flags else None
+    return ", ".join(part for part in (name, f"{os.cpu_count()} cores", vector) if part)

@@ -1,5 +1,6 @@
 """The package as a whole: its version, and one place for each of the jobs several modules need."""
 
+import os
 import re
 import subprocess
 import sys
@@ -43,3 +44,10 @@ def test_readme_layout_names_every_module():
             assert path.name in layout, path
     for name in re.findall(r"(\w+\.py)", layout):
         assert list(ROOT.rglob(name)), f"the README's layout names {name}, which does not exist"
+
+
+def test_benchmarks_name_the_cpu_they_ran_on():
+    from emotion_recognition.runtime import cpu_description
+
+    description = cpu_description()
+    assert f"{os.cpu_count()} cores" in description and not description.startswith(",")
