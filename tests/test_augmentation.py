@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from emotion_recognition.augmentation import AugmentedFaces, image_data_generator, warp_like_image_data_generator
-from emotion_recognition.model import FaceCrop, build_model, crop_size_of, load_model, save_model_atomic
+from emotion_recognition.model import FaceCrop, build_model, crop_size_of, save_model_atomic
 
 
 def smooth_face(seed=0):
