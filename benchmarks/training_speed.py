@@ -9,7 +9,8 @@ Rows (all `model.fit` on the same faces, batch 64, after a warm-up of a few step
 - model alone: the network fed with fixed in-memory tensors, the ceiling for any input pipeline;
 - old pipeline: ImageDataGenerator.flow (SciPy warps, shifts) into the 48-px model, as shipped before;
 - new pipeline: augmentation.AugmentedFaces (OpenCV warps) into the model with random 40-px crops;
-- the same four rows for train.py's defaults (the shipped recipe's width, head and dropout).
+- the same four rows for train.py's defaults (the shipped recipe's width, head and dropout);
+- with --xla, that model alone once more, compiled by XLA (jit_compile=True), which Keras leaves off on CPUs.
 Each figure is the steady state of one epoch, its first steps left out.
 Run it on an otherwise idle machine; a background job halves every figure.
 """
@@ -36,6 +37,8 @@ def parse_args(argv=None):
     parser.add_argument("--data", default=str(DEFAULT_DATA_DIR), help="FER2013 folder (random faces if absent)")
     parser.add_argument("--images", type=int, default=3200, help="faces per timed epoch")
     parser.add_argument("--widths", type=int, nargs="+", default=[16], help="base widths for both pipelines")
+    parser.add_argument("--xla", action="store_true",
+                        help="also time train.py's defaults alone compiled by XLA (about a minute more)")
     args = parser.parse_args(argv)
     # The warm-up must not run past the old pipeline's epoch, and a rate needs two steps after the skipped ones.
     fewest = max(WARM_UP_STEPS, SKIPPED_STEPS + 2) * BATCH_SIZE
@@ -141,6 +144,10 @@ def main(argv=None):
     print(f"train.py's defaults: base width {shipped.base_width}, head {shipped.dense_units} units, dropout "
           f"{shipped.dense_dropout}, stage dropout x{shipped.stage_dropout}")
     old_and_new("train.py's defaults", shipped)
+    if args.xla:
+        model = fresh(shipped)
+        model.jit_compile = True  # Keras' "auto" turns XLA on only where there is a GPU
+        rows.append(("model alone, 40-px crops, XLA, train.py's defaults", images_per_second(model, tensors, steps)))
 
     for name, value in rows:
         print(f"{name:68} {value:8.2f}" if value < 10 else f"{name:68} {value:8.0f} images/s")
