@@ -18,7 +18,8 @@ from .files import add_model_record, check_model_file, replace_atomic, saved_ker
 
 # Channels of the first of four convolution stages; each later stage doubles them, which keeps the
 # arithmetic per stage about equal. Measured fit() speed on a 2-core AVX2 CPU with 40-px crops,
-# batch 64: width 16 about 300 images/s, 24 about 175, 32 about 105 (benchmarks/training_speed.py).
+# batch 64: width 16 about 300 images/s, 24 about 175, 32 about 105; on the 2-core AVX-512 CPU that
+# trained the shipped model, 16 about 1,100-1,500 and 32 about 500-560 (benchmarks/training_speed.py).
 # 32 is the widest that stays real-time on a CPU (README, "Speed"); 16 underfits under every recipe.
 BASE_WIDTH = 32
 # The model trains on random CROP_SIZE squares of each 48x48 face and sees the centre one at
