@@ -36,6 +36,11 @@ def test_each_job_lives_in_one_place(pattern, home):
     assert found == ([home] if home else []), found
 
 
+def test_changelog_has_a_section_for_this_version():
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    assert f"\n## {emotion_recognition.__version__}\n" in changelog
+
+
 def test_readme_layout_names_every_module():
     readme = (ROOT / "README.md").read_text()
     layout = readme.split("## Layout", 1)[1].split("```")[1]
