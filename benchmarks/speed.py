@@ -9,7 +9,8 @@ video of FER2013 PublicTest faces (four per frame, 150-200 px, on a plain backgr
 project also how often a face's id changed while it stayed in place.
 
 Then, for both:
-  - classifier latency at batch 1 (median of many calls) and faces/s at batch 32;
+  - classifier latency at batch 1 (median of many calls) and faces/s at batch 32; for this project
+    also without the mirror image, and its LiteRT form with int8 weights (shipped) against float32;
   - end-to-end frames/s (face detection + classification of every face) on a generated 640x480 video
     with four real faces per frame, and how many of those faces each pipeline finds;
   - a one-image run in a fresh process: seconds to the first result and peak memory;
@@ -311,6 +312,14 @@ def benchmark_project(model_path, frames, truth, crops, args):
                  "faces_per_s": 32 / median_seconds(lambda: keras_path(batch_f), args.calls // 4)}
     predict_ms = 1000 * median_seconds(lambda: keras_model.predict(one_f, verbose=0), args.calls // 4)
     reference["note"] = f"model.predict() at batch 1: {predict_ms:.1f} ms"
+
+    # What the int8 weights gain on this CPU: the classifier alone, one view, with each kind of weights.
+    from emotion_recognition.classifier import LiteRTClassifier, convert_to_litert
+
+    for weights, classifier in (("int8", recognizer.classifier),
+                                ("float32", LiteRTClassifier(convert_to_litert(keras_model, quantize=False)))):
+        results[f"classifier_{weights}_ms"] = 1000 * median_seconds(lambda: classifier(one_f), args.calls)
+        results[f"classifier_{weights}_faces_per_s"] = 32 / median_seconds(lambda: classifier(batch_f), args.calls // 4)
     return results, reference
 
 
@@ -472,6 +481,9 @@ def main(argv=None):
         print(ours["note"])
         print(f"this project with one view of each face (--no-mirror): {ours['latency_ms_one_view']:.2f} ms "
               f"at batch 1, {ours['faces_per_s_one_view']:.0f} faces/s at batch 32")
+        print("the LiteRT classifier alone, one view: " + "; ".join(
+            f"{weights} weights {ours[f'classifier_{weights}_ms']:.2f} ms at batch 1, "
+            f"{ours[f'classifier_{weights}_faces_per_s']:.0f} faces/s at batch 32" for weights in ("int8", "float32")))
         for row in (r for r in rows if "first_result_s" in r):
             soaked = ", ".join(f"{mb:.0f} MB after {n} frames" for n, mb in row.get("soak_mb", {}).items())
             print(f"{row['name']}: one image in a fresh process {row['first_result_s']:.2f} s, peak "

@@ -7,10 +7,11 @@ to come from exactly that file, by the file's SHA-256:
 2. in the cache: `~/.cache/emotion-recognition/<name>-<sha256 prefix>.tflite` ($XDG_CACHE_HOME, or
    $EMOTION_RECOGNITION_CACHE for the folder itself).
 Either way recognition imports the standalone LiteRT runtime (`ai-edge-litert`: 0.1 s and 35 MB on a
-2-core AVX-512 CPU), never TensorFlow (3 s and 570 MB there). Only a model with no LiteRT form yet is converted, once, with
-TensorFlow, checked against Keras on a probe batch, and cached. The conversion quantizes the weights
-to int8 (LiteRT's dynamic-range quantization; the arithmetic stays float): a fifth faster, a quarter
-of the size, a tenth of a point of accuracy (README, "Speed").
+2-core AVX-512 CPU), never TensorFlow (3 s and 570 MB there). Only a model with no LiteRT form yet is
+converted, once, with TensorFlow, checked against Keras on a probe batch, and cached. The conversion
+quantizes the weights to int8 (LiteRT's dynamic-range quantization: the runtime quantizes each
+layer's input on the fly and multiplies in int8; input and output stay float): a quarter of the size,
+a tenth of a point of accuracy, and 1.2-1.3x (AVX2) to 3.3-3.6x (AVX-512 VNNI) as fast (README, "Speed").
 """
 
 import hashlib
@@ -127,14 +128,16 @@ class KerasClassifier:
             return self._call(self._tf.constant(faces, dtype=self._tf.float32)).numpy()
 
 
-def convert_to_litert(model):
-    """The LiteRT flatbuffer of a Keras model, weights quantized to int8 (needs TensorFlow)."""
+def convert_to_litert(model, quantize=True):
+    """The LiteRT flatbuffer of a Keras model, weights quantized to int8 unless quantize=False
+    (needs TensorFlow)."""
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    # Without calibration data this is dynamic-range quantization: int8 weights, float arithmetic and
-    # float input and output, so the model contract is unchanged.
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize:
+        # Without calibration data this is dynamic-range quantization: int8 weights and float input
+        # and output, so the model contract is unchanged.
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
     with native_output_silenced():
         return converter.convert()
 

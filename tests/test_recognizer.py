@@ -158,6 +158,18 @@ def test_a_keras_file_without_litert_is_converted_checked_and_cached(tmp_path, m
     assert np.allclose(recognizer.classify(faces), keras_model.predict(faces, verbose=0), atol=MAX_DEVIATION)
 
 
+def test_litert_weights_are_int8_unless_asked_for_float32():
+    from emotion_recognition.classifier import LiteRTClassifier, convert_to_litert
+    from emotion_recognition.model import build_model
+
+    keras_model = build_model(base_width=4)
+    int8, float32 = convert_to_litert(keras_model), convert_to_litert(keras_model, quantize=False)
+    assert len(int8) < len(float32) / 2  # most of the file is weights: a byte each instead of four
+    faces = np.random.default_rng(4).integers(0, 256, (4, 48, 48, 1)).astype("float32")
+    expected = keras_model.predict(faces, verbose=0)
+    assert np.allclose(LiteRTClassifier(float32)(faces), expected, atol=1e-5)
+
+
 def test_a_litert_file_recorded_for_another_keras_file_is_never_used(tmp_path, monkeypatch, shipped_model):
     import json
     import shutil
