@@ -68,7 +68,7 @@ def main(argv=None):
         from emotion_recognition.evaluation import TTA_VIEW_COUNT, augmented_views, predict_probabilities
         from emotion_recognition.model import load_model
 
-        images, labels, _ = data.load_split(args.data, verbose=not args.json)
+        images, labels, _ = data.load_split(args.data, verbose=not args.json, all_classes=False)
         ours = load_model(args.model)
         peer = fer_model()
         # Both models get the same test-time augmentation views.

@@ -18,10 +18,13 @@ from .preprocessing import decode_image, face_pixels, to_gray
 VALIDATION_SEED = 1337
 
 
-def check_class_folders(split_dir):
-    """Check that `split_dir` holds exactly one non-empty folder per emotion; return their paths.
+def check_class_folders(split_dir, all_classes=True):
+    """Check that `split_dir` holds one non-empty folder per emotion; return their paths, in the
+    order of CLASS_NAMES.
 
     The label of each folder comes from CLASS_NAMES, never from the order of a directory listing.
+    all_classes=False (scoring a model) accepts any of the seven folders, at least one; a missing one
+    is None in the list. Training needs all seven.
     """
     split_dir = Path(split_dir)
     if not split_dir.is_dir():
@@ -29,19 +32,20 @@ def check_class_folders(split_dir):
             f"dataset folder {split_dir} not found; it must hold one folder per emotion "
             f"({', '.join(CLASS_NAMES)}). See dataset/README.md for how to get FER2013")
     present = {p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith(".")}
-    missing = [name for name in CLASS_NAMES if name not in present]
-    if missing:
-        raise UserError(
-            f"{split_dir} lacks the class folder(s) {', '.join(missing)}; it must hold exactly "
-            f"{', '.join(CLASS_NAMES)} (see dataset/README.md)")
     extra = sorted(present - set(CLASS_NAMES))
     if extra:
         raise UserError(
             f"{split_dir} has folder(s) {', '.join(extra)} that are not emotions this project knows; "
-            f"remove or rename them (expected exactly {', '.join(CLASS_NAMES)})")
-    folders = [split_dir / name for name in CLASS_NAMES]
+            f"remove or rename them (expected {', '.join(CLASS_NAMES)})")
+    missing = [name for name in CLASS_NAMES if name not in present]
+    if missing and (all_classes or len(missing) == len(CLASS_NAMES)):
+        needed = "exactly" if all_classes else "one or more of"
+        raise UserError(
+            f"{split_dir} lacks the class folder(s) {', '.join(missing)}; it must hold {needed} "
+            f"{', '.join(CLASS_NAMES)} (see dataset/README.md)")
+    folders = [split_dir / name if name in present else None for name in CLASS_NAMES]
     for folder in folders:
-        if not any(_image_candidates(folder)):
+        if all_classes and not any(_image_candidates(folder)):
             raise UserError(f"class folder {folder} is empty; every emotion needs at least one image")
     return folders
 
@@ -76,16 +80,18 @@ def read_face(path):
     return None if image is None else face_pixels(to_gray(image))
 
 
-def load_split(split_dir, verbose=True):
+def load_split(split_dir, verbose=True, all_classes=True):
     """Read every image of one split.
 
     Returns (images uint8 (n, 48, 48), labels int (n,), skipped paths). Files that cannot be
     decoded as images are skipped, not fatal: one stray file should not cost a training run.
+    all_classes: as check_class_folders'.
     """
     import keras  # only for its progress bar; keeps this module importable without a model
 
-    folders = check_class_folders(split_dir)
-    files = [(path, label) for label, folder in enumerate(folders) for path in _image_candidates(folder)]
+    folders = check_class_folders(split_dir, all_classes)
+    files = [(path, label) for label, folder in enumerate(folders) if folder is not None
+             for path in _image_candidates(folder)]
     images = np.empty((len(files), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
     labels = np.empty(len(files), dtype=np.int64)
     skipped = []

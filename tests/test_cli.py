@@ -216,6 +216,30 @@ def test_evaluate_json_on_a_class_folder(cli, fer_folder, tmp_path, shipped_mode
     assert f"{report['accuracy']:.2%}" in table.stdout
 
 
+def test_evaluate_scores_the_emotions_a_folder_has(cli, fer_folder, tmp_path):
+    import shutil
+
+    test = fer_folder / "test"
+    for name in ("disgust", "fear"):
+        shutil.rmtree(test / name)
+    for path in (test / "surprise").iterdir():  # an empty folder counts as absent
+        path.unlink()
+    result = cli("evaluate", "--data", test, "--json", "--confusion-png", tmp_path / "c.png")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["n"] == 16
+    assert [report["per_class"][name]["support"] for name in CLASS_NAMES] == [4, 0, 0, 4, 4, 4, 0]
+    assert "disgust, fear, surprise" in result.stderr and "not measured" in result.stderr
+    table = cli("evaluate", "--data", test, "--confusion-png", tmp_path / "c.png")
+    assert re.search(r"disgust\s+\d\.\d{3}\s+-\s+-\s+0\n", table.stdout), table.stdout
+
+    for name in ("angry", "happy", "neutral", "sad", "surprise"):
+        shutil.rmtree(test / name)
+    assert_clean_error(cli("evaluate", "--data", test), "lacks", "one or more of")
+    # Training still needs all seven.
+    assert_clean_error(cli("train", "--data", fer_folder, "--output", tmp_path / "m.keras"), "lacks", "exactly")
+
+
 def test_evaluate_and_train_name_dataset_problems(cli, fer_folder, tmp_path):
     (fer_folder / "test" / "contempt").mkdir()
     assert_clean_error(cli("evaluate", "--data", fer_folder / "test"), "contempt")

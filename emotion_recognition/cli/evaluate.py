@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from . import HelpFormatter, add_standard_options
-from ..config import DEFAULT_DATA_DIR, DEFAULT_MODEL_PATH
+from ..config import CLASS_NAMES, DEFAULT_DATA_DIR, DEFAULT_MODEL_PATH
 from ..errors import check_writable, friendly_errors
 
 ADVICE = {"no-dataset": "or pass --data DIR"}
@@ -25,7 +25,8 @@ def parse_args(argv=None):
         formatter_class=HelpFormatter)
     parser.add_argument("--model", default=str(DEFAULT_MODEL_PATH), help="trained .keras model")
     parser.add_argument("--data", default=str(DEFAULT_DATA_DIR / "test"),
-                        help="folder with one subfolder of images per emotion")
+                        help="folder with one subfolder of images per emotion (all seven, or those you have: "
+                             "a missing emotion is not scored)")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
     parser.add_argument("--confusion-png", metavar="PATH",
                         help="where the confusion matrix goes (default: <model>.confusion.png beside the model)")
@@ -53,8 +54,12 @@ def main(argv=None):
         png = Path(args.confusion_png) if args.confusion_png else Path(args.model).with_suffix(".confusion.png")
         check_writable(png, "--confusion-png")
         model = load_model(args.model)
-        images, labels, skipped = data.load_split(args.data, verbose=not args.json)
+        images, labels, skipped = data.load_split(args.data, verbose=not args.json, all_classes=False)
         data.report_skipped(skipped)
+        absent = [name for name, count in zip(CLASS_NAMES, data.class_counts(labels)) if count == 0]
+        if absent:
+            print(f"note: no faces of {', '.join(absent)} in {args.data}: their recall is not measured, and "
+                  "macro F1 averages the other emotions", file=sys.stderr)
         report = evaluation.evaluate(model, images, labels, batch_size=args.batch_size, verbose=not args.json)
         report.update(model=str(args.model), data=str(args.data), parameters=int(model.count_params()))
         figure = evaluation.plot_confusion_matrix(report["confusion_matrix"],
