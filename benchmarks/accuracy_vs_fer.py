@@ -88,7 +88,8 @@ def main(argv=None):
               + " ".join(f"{c[:7]:>7}" for c in CLASS_NAMES))
         for row in rows:
             print(f"{row['model']:<42} {row['parameters']:>8} {row['accuracy']:>9.2%} {row['accuracy_tta']:>8.2%} "
-                  f"{row['macro_f1']:>9.3f}  " + " ".join(f"{row['recall'][c]:>7.1%}" for c in CLASS_NAMES))
+                  f"{row['macro_f1']:>9.3f}  " + " ".join("      -" if row["recall"][c] is None else f"{row['recall'][c]:>7.1%}"
+                                                         for c in CLASS_NAMES))
 
 
 if __name__ == "__main__":

@@ -93,9 +93,10 @@ def classification_report(labels, predictions):
         "n": int(matrix.sum()),
         "accuracy": float(true_positive.sum() / max(matrix.sum(), 1)),
         "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        # A class with no faces has no recall (nor F1): null, not 0.
         "per_class": {
-            name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-                   "support": int(actual[i])}
+            name: {"precision": float(precision[i]), "recall": float(recall[i]) if present[i] else None,
+                   "f1": float(f1[i]) if present[i] else None, "support": int(actual[i])}
             for i, name in enumerate(CLASS_NAMES)
         },
         "confusion_matrix": matrix.tolist(),

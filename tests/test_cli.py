@@ -229,6 +229,7 @@ def test_evaluate_scores_the_emotions_a_folder_has(cli, fer_folder, tmp_path):
     report = json.loads(result.stdout)
     assert report["n"] == 16
     assert [report["per_class"][name]["support"] for name in CLASS_NAMES] == [4, 0, 0, 4, 4, 4, 0]
+    assert report["per_class"]["fear"]["recall"] is None and report["per_class"]["sad"]["recall"] is not None
     assert "disgust, fear, surprise" in result.stderr and "not measured" in result.stderr
     table = cli("evaluate", "--data", test, "--confusion-png", tmp_path / "c.png")
     assert re.search(r"disgust\s+\d\.\d{3}\s+-\s+-\s+0\n", table.stdout), table.stdout
