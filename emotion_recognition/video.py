@@ -20,6 +20,29 @@ TEXT_COLOR = (255, 255, 255)
 FALLBACK_FPS = 30.0            # cameras often report 0 frames/s; output videos still need a rate
 
 
+class Window:
+    """The window that frames and images are shown in. show() returns True once the user asks to
+    stop: q or Esc, or the window's close button (after which OpenCV would quietly open it again)."""
+
+    def __init__(self, title=WINDOW_TITLE):
+        self.title = title
+        self.reports_closing = None  # whether this GUI backend tells a closed window (GTK's does not)
+
+    def _visible(self):
+        try:
+            return cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) >= 1
+        except cv2.error:  # Qt's answer once the window is gone
+            return False
+
+    def show(self, image, wait_ms):
+        """Show `image` and wait up to `wait_ms` milliseconds (0: until a key) for the user."""
+        cv2.imshow(self.title, image)
+        if self.reports_closing is None:  # asked once, while the window is surely open
+            self.reports_closing = self._visible()
+        key = cv2.waitKey(wait_ms) & 0xFF
+        return key in QUIT_KEYS or (self.reports_closing and not self._visible())
+
+
 def annotate(frame, faces, fps=None):
     """Draw each face's box, emotion and confidence (and optionally the frame rate) onto `frame`."""
     for face in faces:
@@ -112,6 +135,7 @@ def run_images(recognizer, paths, output=None, display=True, as_json=False):
         raise UserError(f"no files in {', '.join(map(str, paths))}")
     skipped, images_done, faces_seen = [], 0, 0
     progress = tqdm(total=len(entries), unit="image", file=sys.stderr, leave=False, disable=len(entries) < 2)
+    window = Window() if display else None
     try:
         for start in range(0, len(entries), IMAGES_PER_CALL):
             chunk = []
@@ -137,10 +161,8 @@ def run_images(recognizer, paths, output=None, display=True, as_json=False):
                     target = Path(output) / place if several else Path(output)
                     target.parent.mkdir(parents=True, exist_ok=True)
                     write_image(target, image)
-                if display:
-                    cv2.imshow(WINDOW_TITLE, image)
-                    if (cv2.waitKey(0) & 0xFF) in QUIT_KEYS:
-                        return _images_summary(images_done, faces_seen, skipped)
+                if window and window.show(image, 0):  # 0: until a key
+                    return _images_summary(images_done, faces_seen, skipped)
     finally:
         progress.close()
         if display:
@@ -197,7 +219,8 @@ class FrameRate:
 
 def run_stream(recognizer, source, output=None, display=True, as_json=False, max_frames=None, every=1,
                half_life=HALF_LIFE):
-    """Recognize emotions in a camera's or a video file's frames until it ends or q/Esc.
+    """Recognize emotions in a camera's or a video file's frames until it ends, or q, Esc or the
+    window's close button.
 
     Faces are tracked from frame to frame (ids) and their probabilities smoothed over `half_life`
     seconds of the stream's time (None: off). every=N classifies every Nth frame (the others are
@@ -226,6 +249,7 @@ def run_stream(recognizer, source, output=None, display=True, as_json=False, max
     # A video file gets a progress bar on stderr; a live camera has no end to show.
     progress = tqdm(total=total, unit="frame", disable=is_camera, file=sys.stderr, leave=False)
     rate = FrameRate()
+    window = Window() if display else None
     index = frames = faces_seen = 0  # index: the frame's number in the source; frames: those classified
     started = time.perf_counter()
     try:
@@ -244,10 +268,8 @@ def run_stream(recognizer, source, output=None, display=True, as_json=False, max
                 if writer is None:
                     writer = _open_writer(output, capture, frame, every)
                 writer.write(frame)
-            if display:
-                cv2.imshow(WINDOW_TITLE, frame)
-                if (cv2.waitKey(clock.wait_ms(seconds)) & 0xFF) in QUIT_KEYS:
-                    break
+            if window and window.show(frame, clock.wait_ms(seconds)):
+                break
             for _ in range(every - 1):  # frames not classified are not even decoded
                 ok = capture.grab()
                 index += 1

@@ -202,3 +202,54 @@ def test_a_file_in_a_window_plays_at_its_own_frame_rate():
     assert 340 <= clock.wait_ms(0.5) <= 350   # the frame after the one at 0.5 s is due at 0.6 s
     assert clock.wait_ms(0.0) == 1            # late frames show at once
     assert StreamClock(TenFramesPerSecond(), is_camera=True).wait_ms(5.0) == 1  # a camera never waits
+
+
+# --- The window --------------------------------------------------------------------------------------
+
+class FakeGui:
+    """cv2's window functions as one GUI backend answers them. `closes`: how it tells a window the
+    user has closed ("zero": visibility 0, as Win32; "error": an exception, as Qt; "never": -1 always,
+    as GTK, which cannot tell)."""
+
+    def __init__(self, closes, keys=()):
+        self.closes, self.keys, self.open = closes, list(keys), False
+        self.user_closes = False  # during the next wait, the user clicks the close button
+
+    def imshow(self, title, image):
+        self.open = True  # as OpenCV: showing an image opens the window again
+
+    def waitKey(self, ms):
+        if self.user_closes:
+            self.open = self.user_closes = False
+        return self.keys.pop(0) if self.keys else -1
+
+    def getWindowProperty(self, title, prop):
+        if self.closes == "never":
+            return -1.0
+        if not self.open and self.closes == "error":
+            raise cv2.error("NULL guiReceiver (please create a window)")
+        return 1.0 if self.open else 0.0
+
+
+@pytest.mark.parametrize("closes", ["zero", "error", "never"])
+def test_the_window_stops_on_its_close_button_where_the_backend_tells(monkeypatch, closes):
+    from emotion_recognition.video import Window
+
+    gui = FakeGui(closes)
+    for name in ("imshow", "waitKey", "getWindowProperty"):
+        monkeypatch.setattr(cv2, name, getattr(gui, name))
+    window, frame = Window(), np.zeros((4, 4, 3), np.uint8)
+    assert not window.show(frame, 1) and not window.show(frame, 1)  # open: go on
+    gui.user_closes = True
+    assert window.show(frame, 1) == (closes != "never")
+
+
+def test_the_window_stops_on_q_or_esc_whatever_the_backend(monkeypatch):
+    from emotion_recognition.video import Window
+
+    for key in (ord("q"), 27):
+        gui = FakeGui("never", keys=[-1, key])
+        for name in ("imshow", "waitKey", "getWindowProperty"):
+            monkeypatch.setattr(cv2, name, getattr(gui, name))
+        window, frame = Window(), np.zeros((4, 4, 3), np.uint8)
+        assert not window.show(frame, 1) and window.show(frame, 1)

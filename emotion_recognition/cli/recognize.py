@@ -1,6 +1,6 @@
 """Recognize facial emotions live from a webcam, in a video file, or in images.
 
-    emotion-recognition                           # webcam 0, in a window; q or Esc quits
+    emotion-recognition                           # webcam 0, in a window; q, Esc or its close button quits
     emotion-recognition --source clip.mp4 --no-display --output annotated.mp4
     emotion-recognition --image photo.jpg --json --no-display
     emotion-recognition --image photos/ --output annotated/ --no-display   # a folder, recursively
