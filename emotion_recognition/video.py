@@ -17,6 +17,16 @@ WINDOW_TITLE = "Emotion recognition (q or Esc quits)"
 QUIT_KEYS = (ord("q"), ord("Q"), 27)
 BOX_COLOR = (0, 200, 0)        # BGR green
 TEXT_COLOR = (255, 255, 255)
+OUTLINE_COLOR = (0, 0, 0)      # around the frame rate, which may sit on any background
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+LABEL_FONT_SCALE, FPS_FONT_SCALE = 0.6, 0.7
+LINE_WIDTH = 2                 # pixels, on a frame no larger than DRAWING_REFERENCE_SIZE
+# Lines and text are sized for a frame up to this many pixels across (a webcam's); a larger image
+# gets them proportionally larger, so that they stay readable when it is shrunk to fit the window.
+DRAWING_REFERENCE_SIZE = 800
+# The window shows a larger image shrunk to fit this (width, height): a phone photo would otherwise
+# open at full size, far beyond the screen, with the faces out of sight.
+MAX_WINDOW_SIZE = (1280, 720)
 FALLBACK_FPS = 30.0            # cameras often report 0 frames/s; output videos still need a rate
 
 
@@ -35,7 +45,13 @@ class Window:
             return False
 
     def show(self, image, wait_ms):
-        """Show `image` and wait up to `wait_ms` milliseconds (0: until a key) for the user."""
+        """Show `image` (shrunk to fit MAX_WINDOW_SIZE) and wait up to `wait_ms` milliseconds (0: until
+        a key) for the user."""
+        height, width = image.shape[:2]
+        shrink = min(1.0, MAX_WINDOW_SIZE[0] / width, MAX_WINDOW_SIZE[1] / height)
+        if shrink < 1.0:
+            image = cv2.resize(image, (max(1, round(width * shrink)), max(1, round(height * shrink))),
+                               interpolation=cv2.INTER_AREA)
         cv2.imshow(self.title, image)
         if self.reports_closing is None:  # asked once, while the window is surely open
             self.reports_closing = self._visible()
@@ -44,18 +60,25 @@ class Window:
 
 
 def annotate(frame, faces, fps=None):
-    """Draw each face's box, emotion and confidence (and optionally the frame rate) onto `frame`."""
+    """Draw each face's box, emotion and confidence (and optionally the frame rate) onto `frame`,
+    lines and text in proportion to the frame (DRAWING_REFERENCE_SIZE)."""
+    scale = max(1.0, max(frame.shape[:2]) / DRAWING_REFERENCE_SIZE)
+
+    def px(n):  # n pixels of a webcam-sized frame, in this frame's pixels
+        return max(1, round(n * scale))
+
+    line = px(LINE_WIDTH)
     for face in faces:
         x, y, w, h = face.box
         label = f"{face.emotion} {face.confidence:.0%}"
-        cv2.rectangle(frame, (x, y), (x + w, y + h), BOX_COLOR, 2)
-        (text_w, text_h), baseline = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.6, 2)
-        top = max(y - text_h - baseline - 4, 0)
-        cv2.rectangle(frame, (x, top), (x + text_w + 6, top + text_h + baseline + 4), BOX_COLOR, cv2.FILLED)
-        cv2.putText(frame, label, (x + 3, top + text_h + 2), cv2.FONT_HERSHEY_SIMPLEX, 0.6, TEXT_COLOR, 2)
+        cv2.rectangle(frame, (x, y), (x + w, y + h), BOX_COLOR, line)
+        (text_w, text_h), baseline = cv2.getTextSize(label, FONT, LABEL_FONT_SCALE * scale, line)
+        top = max(y - text_h - baseline - px(4), 0)
+        cv2.rectangle(frame, (x, top), (x + text_w + px(6), top + text_h + baseline + px(4)), BOX_COLOR, cv2.FILLED)
+        cv2.putText(frame, label, (x + px(3), top + text_h + px(2)), FONT, LABEL_FONT_SCALE * scale, TEXT_COLOR, line)
     if fps is not None:
-        cv2.putText(frame, f"{fps:.1f} fps", (10, 25), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 4)
-        cv2.putText(frame, f"{fps:.1f} fps", (10, 25), cv2.FONT_HERSHEY_SIMPLEX, 0.7, TEXT_COLOR, 2)
+        for color, width in ((OUTLINE_COLOR, 2 * line), (TEXT_COLOR, line)):
+            cv2.putText(frame, f"{fps:.1f} fps", (px(10), px(25)), FONT, FPS_FONT_SCALE * scale, color, width)
     return frame
 
 

@@ -253,3 +253,27 @@ def test_the_window_stops_on_q_or_esc_whatever_the_backend(monkeypatch):
             monkeypatch.setattr(cv2, name, getattr(gui, name))
         window, frame = Window(), np.zeros((4, 4, 3), np.uint8)
         assert not window.show(frame, 1) and window.show(frame, 1)
+
+
+def test_a_large_photo_is_shown_whole_and_its_labels_stay_readable(monkeypatch):
+    from emotion_recognition.recognizer import Face
+    from emotion_recognition.video import MAX_WINDOW_SIZE, Window, annotate
+
+    shown = []
+    monkeypatch.setattr(cv2, "imshow", lambda title, image: shown.append(image.shape[:2]))
+    monkeypatch.setattr(cv2, "waitKey", lambda ms: -1)
+    monkeypatch.setattr(cv2, "getWindowProperty", lambda title, prop: 1.0)
+    window = Window()
+    for height, width in ((3000, 4000), (480, 640)):
+        window.show(np.zeros((height, width, 3), np.uint8), 1)
+    (big_h, big_w), small = shown
+    assert big_w <= MAX_WINDOW_SIZE[0] and big_h <= MAX_WINDOW_SIZE[1] and abs(big_w / big_h - 4 / 3) < 0.01
+    assert small == (480, 640)  # a webcam frame is shown as it is
+
+    def box_line_width(size):
+        frame = annotate(np.zeros((size, size, 3), np.uint8), [Face.from_probabilities((size // 4,) * 2 + (size // 2,) * 2,
+                                                                                       np.eye(7)[3])])
+        return int((frame[size // 2, :, 1] > 0).sum()) // 2  # the box's left and right edges, on a middle row
+
+    # OpenCV draws a line of width w as w + 1 pixels: 2 up to 800 px across, then in proportion.
+    assert box_line_width(400) == box_line_width(800) == 3 and box_line_width(4000) == 11
