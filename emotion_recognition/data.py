@@ -44,9 +44,10 @@ def check_class_folders(split_dir, all_classes=True):
             f"{split_dir} lacks the class folder(s) {', '.join(missing)}; it must hold {needed} "
             f"{', '.join(CLASS_NAMES)} (see dataset/README.md)")
     folders = [split_dir / name if name in present else None for name in CLASS_NAMES]
-    for folder in folders:
-        if all_classes and not any(_image_candidates(folder)):
-            raise UserError(f"class folder {folder} is empty; every emotion needs at least one image")
+    if all_classes:
+        for folder in folders:
+            if not any(_image_candidates(folder)):
+                raise UserError(f"class folder {folder} is empty; every emotion needs at least one image")
     return folders
 
 
