@@ -265,7 +265,7 @@ def run_stream(recognizer, source, output=None, display=True, as_json=False, max
         raise UserError(f"{what}; check the {'camera' if is_camera else 'file'}", reason="no-frames")
     stream = recognizer.stream(half_life=half_life)
     clock = StreamClock(capture, is_camera, every)
-    writer = None
+    video_out = OutputVideo(output, clock.fps / every, follows_clock=is_camera) if output else None
     total = None if is_camera else (int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) + every - 1) // every or None
     if max_frames:
         total = min(total, max_frames) if total else max_frames
@@ -287,10 +287,8 @@ def run_stream(recognizer, source, output=None, display=True, as_json=False, max
             fps = rate.tick()
             if output or display:
                 annotate(frame, faces, fps=fps if display else None)
-            if output:
-                if writer is None:
-                    writer = _open_writer(output, capture, frame, every)
-                writer.write(frame)
+            if video_out:
+                video_out.write(frame, seconds)
             if window and window.show(frame, clock.wait_ms(seconds)):
                 break
             for _ in range(every - 1):  # frames not classified are not even decoded
@@ -304,8 +302,8 @@ def run_stream(recognizer, source, output=None, display=True, as_json=False, max
     finally:
         progress.close()
         capture.release()
-        if writer is not None:
-            writer.release()
+        if video_out:
+            video_out.release()
         if display:
             cv2.destroyAllWindows()
     seconds = time.perf_counter() - started
@@ -341,12 +339,32 @@ class StreamClock:
         return max(1, round(1000 * due))
 
 
-def _open_writer(path, capture, frame, every=1):
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    fps = (fps if fps and fps > 0 else FALLBACK_FPS) / every  # the written video keeps the source's pace
-    height, width = frame.shape[:2]
-    fourcc = cv2.VideoWriter_fourcc(*("XVID" if str(path).lower().endswith(".avi") else "mp4v"))
-    writer = cv2.VideoWriter(str(path), fourcc, fps, (width, height))
-    if not writer.isOpened():
-        raise UserError(f"cannot write video {path}; use a .mp4 or .avi file name in a writable folder")
-    return writer
+class OutputVideo:
+    """The annotated video being written (--output), opened at the first frame, in real time.
+
+    A file's classified frames are written once each at the file's rate (over --every), so the video
+    keeps the file's pace. A camera's frames come only as fast as they are classified, so each is
+    written as often as the clock says: repeated while classification is slower than the rate, left
+    out while it is faster.
+    """
+
+    def __init__(self, path, fps, follows_clock):
+        self.path, self.fps, self.follows_clock = path, fps, follows_clock
+        self.writer, self.written = None, 0
+
+    def write(self, frame, seconds):
+        """Write `frame`, shown `seconds` after the first one."""
+        if self.writer is None:
+            height, width = frame.shape[:2]
+            fourcc = cv2.VideoWriter_fourcc(*("XVID" if str(self.path).lower().endswith(".avi") else "mp4v"))
+            self.writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (width, height))
+            if not self.writer.isOpened():
+                raise UserError(f"cannot write video {self.path}; use a .mp4 or .avi file name in a writable folder")
+        copies = max(0, int(seconds * self.fps) + 1 - self.written) if self.follows_clock else 1
+        for _ in range(copies):
+            self.writer.write(frame)
+        self.written += copies
+
+    def release(self):
+        if self.writer is not None:
+            self.writer.release()

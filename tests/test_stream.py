@@ -277,3 +277,25 @@ def test_a_large_photo_is_shown_whole_and_its_labels_stay_readable(monkeypatch):
 
     # OpenCV draws a line of width w as w + 1 pixels: 2 up to 800 px across, then in proportion.
     assert box_line_width(400) == box_line_width(800) == 3 and box_line_width(4000) == 11
+
+
+def test_a_cameras_output_video_plays_in_real_time_and_a_files_keeps_its_frames(tmp_path):
+    from emotion_recognition.video import OutputVideo
+
+    frame = np.zeros((48, 64, 3), np.uint8)
+    for follows_clock, expected in ((True, 6), (False, 3)):
+        path = tmp_path / f"out-{follows_clock}.mp4"
+        video = OutputVideo(path, fps=10, follows_clock=follows_clock)
+        # Frames classified at 0, 0.35 and 0.5 s: slower than 10 frames/s.
+        for seconds in (0.0, 0.35, 0.5):
+            video.write(frame, seconds)
+        video.release()
+        capture = cv2.VideoCapture(str(path))
+        assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == expected  # a camera's: 0.6 s of video at 10/s
+        capture.release()
+    # Faster than the rate, a camera's frames are left out rather than slow the video down.
+    video = OutputVideo(tmp_path / "fast.mp4", fps=10, follows_clock=True)
+    for seconds in (0.0, 0.02, 0.04, 0.11):
+        video.write(frame, seconds)
+    video.release()
+    assert video.written == 2
