@@ -30,7 +30,9 @@ ADVICE = {
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description="Find faces with OpenCV's Haar cascade and classify each one's emotion "
-                    "(angry, disgust, fear, happy, neutral, sad, surprise) with the trained CNN.",
+                    "(angry, disgust, fear, happy, neutral, sad, surprise) with the trained CNN. "
+                    "In the window, q, Esc or the close button quits; with several images, any other key "
+                    "shows the next.",
         formatter_class=HelpFormatter)
     inputs = parser.add_mutually_exclusive_group()
     inputs.add_argument("--source", default="0",
