@@ -1,8 +1,11 @@
-"""Running the recognizer over images, video files and cameras: drawing, windows, JSON, output files."""
+"""Running the recognizer over images, video files, cameras and network streams: drawing, windows,
+JSON, output files."""
 
 import json
 import os
+import re
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -28,6 +31,9 @@ DRAWING_REFERENCE_SIZE = 800
 # open at full size, far beyond the screen, with the faces out of sight.
 MAX_WINDOW_SIZE = (1280, 720)
 FALLBACK_FPS = 30.0            # cameras often report 0 frames/s; output videos still need a rate
+# A network stream that does not answer within this many seconds is reported, not waited for
+# (FFmpeg's own default is 30 s, long enough to look like a hang).
+STREAM_TIMEOUT_S = 10
 
 
 class Window:
@@ -206,16 +212,38 @@ def _images_summary(images, faces, skipped):
     return {"images": images, "faces": faces, "skipped": [str(p) for p in skipped]}
 
 
+def is_stream_url(source):
+    """True for a network stream's address (rtsp://..., http://...), which OpenCV's FFmpeg opens."""
+    return re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", str(source)) is not None
+
+
+def redact(source):
+    """The source as it may be printed: a stream address's user name and password left out."""
+    return re.sub(r"://[^/@]*@", "://***@", str(source))
+
+
 def open_source(source):
-    """A cv2.VideoCapture for a camera index ('0') or a video file path, or a clear error."""
-    is_camera = str(source).isdigit()
-    if not is_camera and not Path(source).is_file():
-        raise UserError(f"video file {source} not found; pass a camera index such as 0, or a video file")
+    """Open a camera index ('0'), a network stream's address or a video file, or raise a clear error.
+
+    Returns (capture, live): live for a camera or a live stream, whose frames come in real time; a
+    live stream is read through LatestFrame. A URL of a recorded video (one with a frame count) is
+    read like a file."""
+    is_camera, is_url = str(source).isdigit(), is_stream_url(source)
+    if not (is_camera or is_url) and not Path(source).is_file():
+        raise UserError(f"video file {source} not found; pass a camera index such as 0, a stream's address "
+                        "(rtsp://..., http://...), or a video file")
     # OpenCV logs every backend it tries; the one line below says what matters.
     previous_level = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     try:
-        capture = cv2.VideoCapture(int(source)) if is_camera else cv2.VideoCapture(str(source))
+        if is_camera:
+            capture = cv2.VideoCapture(int(source))
+        elif is_url:
+            timeout_ms = 1000 * STREAM_TIMEOUT_S
+            capture = cv2.VideoCapture(str(source), cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms,
+                                                                     cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms])
+        else:
+            capture = cv2.VideoCapture(str(source))
     finally:
         cv2.utils.logging.setLogLevel(previous_level)
     if not capture.isOpened():
@@ -223,8 +251,70 @@ def open_source(source):
         if is_camera:
             raise UserError(f"cannot open camera {source}; check that it is connected and not used by another "
                             "program", reason="no-camera")
+        if is_url:
+            raise UserError(f"cannot open stream {redact(source)}: refused, no answer within {STREAM_TIMEOUT_S} s, "
+                            "or no video there; check the address, and that the camera is on and reachable from "
+                            "this computer", reason="no-stream")
         raise UserError(f"cannot read video {source}: OpenCV cannot decode it; check the file or convert it to MP4")
+    if is_url and not capture.get(cv2.CAP_PROP_FRAME_COUNT) > 0:  # a live stream has no frame count
+        return LatestFrame(capture), True
     return capture, is_camera
+
+
+class LatestFrame:
+    """A live stream, read on a thread of its own that keeps only the newest frame.
+
+    FFmpeg hands over a network stream's frames in order, however late they are taken: were
+    classifying slower than the stream, the picture would fall further and further behind it. Here
+    the frames that arrive while one is being classified are dropped instead (counted in `dropped`),
+    as a camera's driver drops them. read() and grab() wait for a frame newer than the last one
+    taken, and answer False once the stream has ended.
+    """
+
+    STALLED_S = 1.0  # a read that takes longer than this (any live stream's frame interval) has stalled
+
+    def __init__(self, capture):
+        self.capture = capture
+        # Read before the thread starts: a capture is not to be asked anything while it reads.
+        self.properties = {prop: capture.get(prop) for prop in (cv2.CAP_PROP_FPS, cv2.CAP_PROP_FRAME_COUNT)}
+        self.changed = threading.Condition()
+        self.frame, self.fresh, self.ended, self.stopping, self.dropped = None, False, False, False, 0
+        self.thread = threading.Thread(target=self._read_until_end, daemon=True)
+        self.thread.start()
+
+    def _read_until_end(self):
+        ok = True
+        while ok and not self.stopping:
+            ok, frame = self.capture.read()
+            with self.changed:
+                if ok:
+                    self.dropped += self.fresh  # the previous frame was never taken
+                    self.frame, self.fresh = frame, True
+                else:
+                    self.ended = True
+                self.changed.notify_all()
+
+    def read(self):
+        with self.changed:
+            self.changed.wait_for(lambda: self.fresh or self.ended)
+            if not self.fresh:
+                return False, None
+            self.fresh = False
+            return True, self.frame
+
+    def grab(self):
+        return self.read()[0]
+
+    def get(self, prop):
+        return self.properties.get(prop, 0.0)
+
+    def release(self):
+        """Stop reading. The read under way finishes first; one stuck in a stalled stream is left to
+        end with the process (releasing the capture under it could crash), so that quitting is quick."""
+        self.stopping = True
+        self.thread.join(timeout=self.STALLED_S)
+        if not self.thread.is_alive():
+            self.capture.release()
 
 
 class FrameRate:
@@ -242,14 +332,15 @@ class FrameRate:
 
 def run_stream(recognizer, source, output=None, display=True, as_json=False, max_frames=None, every=1,
                half_life=HALF_LIFE):
-    """Recognize emotions in a camera's or a video file's frames until it ends, or q, Esc or the
-    window's close button.
+    """Recognize emotions in the frames of a camera, a network stream or a video file until it ends,
+    or q, Esc or the window's close button.
 
     Faces are tracked from frame to frame (ids) and their probabilities smoothed over `half_life`
     seconds of the stream's time (None: off). every=N classifies every Nth frame (the others are
     skipped undecoded). In a window, a file plays at its own frame rate. Returns a summary dict
-    (frames, faces, seconds, fps). The capture and the output video are always released, so a
-    stream that stops mid-run still leaves a finished, playable file.
+    (frames, faces, seconds, fps; for a live network stream also dropped, the frames that arrived
+    while others were being classified). The capture and the output video are always released, so
+    a stream that stops mid-run still leaves a finished, playable file.
     """
     from tqdm import tqdm
 
@@ -257,20 +348,25 @@ def run_stream(recognizer, source, output=None, display=True, as_json=False, max
         raise UserError(f"every must be 1 or more (1 classifies every frame), not {every}")
     if output:
         check_writable(output)
-    capture, is_camera = open_source(source)
+    capture, live = open_source(source)
     ok, frame = capture.read()
     if not ok:
         capture.release()
-        what = f"camera {source} gave no frames" if is_camera else f"cannot read video {source}: no frame decodes"
-        raise UserError(f"{what}; check the {'camera' if is_camera else 'file'}", reason="no-frames")
+        if str(source).isdigit():
+            what = f"camera {source} gave no frames; check the camera"
+        elif live:
+            what = f"stream {redact(source)} gave no frames; check that it is a video stream"
+        else:
+            what = f"cannot read video {source}: no frame decodes; check the file"
+        raise UserError(what, reason="no-frames")
     stream = recognizer.stream(half_life=half_life)
-    clock = StreamClock(capture, is_camera, every)
-    video_out = OutputVideo(output, clock.fps / every, follows_clock=is_camera) if output else None
-    total = None if is_camera else (int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) + every - 1) // every or None
+    clock = StreamClock(capture, live, every)
+    video_out = OutputVideo(output, clock.fps / every, follows_clock=live) if output else None
+    total = None if live else (int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) + every - 1) // every or None
     if max_frames:
         total = min(total, max_frames) if total else max_frames
-    # A video file gets a progress bar on stderr; a live camera has no end to show.
-    progress = tqdm(total=total, unit="frame", disable=is_camera, file=sys.stderr, leave=False)
+    # A video file gets a progress bar on stderr; a camera or a live stream has no end to show.
+    progress = tqdm(total=total, unit="frame", disable=live, file=sys.stderr, leave=False)
     rate = FrameRate()
     window = Window() if display else None
     index = frames = faces_seen = 0  # index: the frame's number in the source; frames: those classified
@@ -307,23 +403,26 @@ def run_stream(recognizer, source, output=None, display=True, as_json=False, max
         if display:
             cv2.destroyAllWindows()
     seconds = time.perf_counter() - started
-    return {"frames": frames, "faces": faces_seen, "seconds": seconds, "fps": frames / seconds if seconds else 0.0}
+    summary = {"frames": frames, "faces": faces_seen, "seconds": seconds, "fps": frames / seconds if seconds else 0.0}
+    if isinstance(capture, LatestFrame):
+        summary["dropped"] = capture.dropped
+    return summary
 
 
 class StreamClock:
     """A frame's time in seconds: a file's own timestamps (its frame rate where it has none), a
-    camera's wall-clock time since the first frame. Also how long a window waits to play a file
-    at its own speed."""
+    camera's or live stream's wall-clock time since the first frame. Also how long a window waits
+    to play a file at its own speed."""
 
-    def __init__(self, capture, is_camera, every=1):
-        self.capture, self.is_camera, self.every = capture, is_camera, every
+    def __init__(self, capture, live, every=1):
+        self.capture, self.live, self.every = capture, live, every
         fps = capture.get(cv2.CAP_PROP_FPS)
         self.fps = fps if fps and fps > 0 else FALLBACK_FPS
         self.started = time.perf_counter()
         self.last = -1.0
 
     def time(self, index):
-        if self.is_camera:
+        if self.live:
             return time.perf_counter() - self.started
         stamp = self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
         # Some containers report no timestamps (0 throughout); frame number / rate stands in.
@@ -333,7 +432,7 @@ class StreamClock:
 
     def wait_ms(self, seconds):
         """Milliseconds to wait before the next frame shows: a file's frames are due at their own times."""
-        if self.is_camera:
+        if self.live:
             return 1
         due = seconds + self.every / self.fps - (time.perf_counter() - self.started)
         return max(1, round(1000 * due))

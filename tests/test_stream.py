@@ -1,6 +1,10 @@
-"""Live recognition: face ids that stay, smoothing over stream time, --every, JSON time, folders."""
+"""Live recognition: face ids that stay, smoothing over stream time, --every, JSON time, folders,
+windows, output videos, network streams."""
 
 import json
+import queue
+import threading
+import time
 
 import cv2
 import numpy as np
@@ -8,6 +12,8 @@ import pytest
 
 from emotion_recognition.config import CLASS_NAMES
 from emotion_recognition.tracking import FaceTracker, smooth, Track
+
+from conftest import assert_clean_error
 
 
 def json_lines(result):
@@ -197,11 +203,11 @@ def test_a_file_in_a_window_plays_at_its_own_frame_rate():
         def get(self, prop):
             return 10.0 if prop == cv2.CAP_PROP_FPS else 0.0
 
-    clock = StreamClock(TenFramesPerSecond(), is_camera=False)
+    clock = StreamClock(TenFramesPerSecond(), live=False)
     clock.started -= 0.25           # a quarter of a second after the first frame showed
     assert 340 <= clock.wait_ms(0.5) <= 350   # the frame after the one at 0.5 s is due at 0.6 s
     assert clock.wait_ms(0.0) == 1            # late frames show at once
-    assert StreamClock(TenFramesPerSecond(), is_camera=True).wait_ms(5.0) == 1  # a camera never waits
+    assert StreamClock(TenFramesPerSecond(), live=True).wait_ms(5.0) == 1  # a camera never waits
 
 
 # --- The window --------------------------------------------------------------------------------------
@@ -299,3 +305,102 @@ def test_a_cameras_output_video_plays_in_real_time_and_a_files_keeps_its_frames(
         video.write(frame, seconds)
     video.release()
     assert video.written == 2
+
+
+# --- Network streams --------------------------------------------------------------------------------
+
+def serve_mjpeg(frames, interval):
+    """A server on this computer that sends `frames` (JPEG bytes) `interval` seconds apart as one MJPEG
+    stream, the form IP cameras and phones' webcam apps use."""
+    import http.server
+    import socketserver
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.end_headers()
+            for jpeg in frames:
+                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
+                                 % len(jpeg) + jpeg + b"\r\n")
+                time.sleep(interval)
+
+        def log_message(self, *args):  # keep the test output clean
+            pass
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture
+def mjpeg_stream(face_video):
+    """The address of a live MJPEG stream of the face video's frames, 10 per second, on this computer."""
+    capture = cv2.VideoCapture(str(face_video))
+    frames = []
+    while (frame := capture.read()[1]) is not None:
+        frames.append(cv2.imencode(".jpg", frame)[1].tobytes())
+    capture.release()
+    server = serve_mjpeg(frames, interval=0.1)
+    yield f"http://127.0.0.1:{server.server_address[1]}/video"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_live_network_stream_is_recognized_like_a_camera(cli, mjpeg_stream):
+    records = json_lines(cli("recognize", "--source", mjpeg_stream, "--no-display", "--json"))
+    ids = [face["id"] for record in records for face in record["faces"]]
+    assert len(ids) >= 10 and set(ids) == {ids[0]}, ids  # the moving face, one id throughout
+    times = [record["time"] for record in records]
+    # A live stream's time is the clock's: 12 frames sent 0.1 s apart span about 1.1 s.
+    assert times == sorted(times) and 0.7 < times[-1] < 3.0, times
+
+
+def test_a_stream_that_cannot_be_opened_is_a_clear_error_without_its_password(cli):
+    import socket
+
+    with socket.socket() as probe:  # a port that nothing listens on: the connection is refused at once
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = cli("recognize", "--source", f"rtsp://admin:hunter2@127.0.0.1:{port}/live", "--no-display")
+    assert_clean_error(result, "cannot open stream", f"rtsp://***@127.0.0.1:{port}/live")
+    assert "hunter2" not in result.stderr
+
+
+class ScriptedCapture:
+    """A capture whose read() hands over what the test puts in its queue, as a stream would; None ends it."""
+
+    def __init__(self):
+        self.queue, self.released = queue.Queue(), False
+
+    def read(self):
+        frame = self.queue.get()
+        return (False, None) if frame is None else (True, frame)
+
+    def get(self, prop):
+        return 0.0
+
+    def release(self):
+        self.released = True
+
+
+def test_a_live_stream_hands_over_its_newest_frame_and_drops_those_that_came_while_busy():
+    from emotion_recognition.video import LatestFrame
+
+    capture = ScriptedCapture()
+    latest = LatestFrame(capture)
+    for frame in range(5):  # five frames arrive while the recognizer is busy
+        capture.queue.put(frame)
+    deadline = time.monotonic() + 10
+    while latest.dropped < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert latest.read() == (True, 4) and latest.dropped == 4  # the newest; the four before it were dropped
+    capture.queue.put(5)
+    assert latest.read() == (True, 5)  # waits for a frame newer than the last one taken
+    capture.queue.put(6)
+    capture.queue.put(None)  # the stream ends just after its last frame
+    assert latest.read() == (True, 6)
+    assert latest.read() == (False, None) and not latest.grab()
+    latest.release()
+    assert capture.released

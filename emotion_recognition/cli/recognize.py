@@ -2,6 +2,7 @@
 
     emotion-recognition                           # webcam 0, in a window; q, Esc or its close button quits
     emotion-recognition --source clip.mp4 --no-display --output annotated.mp4
+    emotion-recognition --source rtsp://192.168.1.20:554/stream   # a network camera's stream
     emotion-recognition --image photo.jpg --json --no-display
     emotion-recognition --image photos/ --output annotated/ --no-display   # a folder, recursively
     emotion-recognition --export model.tflite     # the model's LiteRT form, for deploying elsewhere
@@ -23,6 +24,7 @@ from ..tracking import HALF_LIFE
 ADVICE = {
     "no-display": "add --no-display, and --output FILE or --json to see the results",
     "no-camera": "try another index (--source 1), or use --source VIDEO or --image PHOTO",
+    "no-stream": "open the same address in VLC to check it; a phone's webcam app shows its address on screen",
     "no-frames": "or use --image PHOTO",
 }
 
@@ -36,7 +38,8 @@ def parse_args(argv=None):
         formatter_class=HelpFormatter)
     inputs = parser.add_mutually_exclusive_group()
     inputs.add_argument("--source", default="0",
-                        help="camera index (0 is the default webcam) or a video file")
+                        help="camera index (0 is the default webcam), a network stream's address (rtsp://..., "
+                             "http://...: an IP camera, or a phone's webcam app), or a video file")
     inputs.add_argument("--image", nargs="+", metavar="PATH",
                         help="image files or folders (searched recursively) instead of a video; files in a folder "
                              "that are not readable images are skipped with a warning")
@@ -118,6 +121,9 @@ def main(argv=None):
         summary = video.run_stream(recognizer, args.source, output=args.output, display=display,
                                    as_json=args.json, max_frames=args.max_frames, every=args.every,
                                    half_life=None if args.no_smoothing else args.half_life)
+        if summary.get("dropped"):
+            print(f"{summary['dropped']} frames of the stream arrived while others were being classified and "
+                  "were left out, to keep up with it", file=sys.stderr)
         if not display:
             print(f"{summary['frames']} frames, {summary['faces']} faces, {summary['fps']:.1f} frames/s"
                   + (f"; wrote {args.output}" if args.output else ""), file=sys.stderr)
