@@ -237,6 +237,10 @@ def open_source(source):
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     try:
         if is_camera:
+            # On Windows, OpenCV's Media Foundation backend can take from seconds to minutes to open a
+            # webcam while it tries hardware colour conversions for every mode (opencv/opencv#17687);
+            # without them it opens at once. Elsewhere the setting is unused; a user's own value wins.
+            os.environ.setdefault("OPENCV_VIDEOIO_MSMF_ENABLE_HW_TRANSFORMS", "0")
             capture = cv2.VideoCapture(int(source))
         elif is_url:
             timeout_ms = 1000 * STREAM_TIMEOUT_S
