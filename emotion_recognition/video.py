@@ -342,7 +342,8 @@ def run_stream(recognizer, source, output=None, display=True, as_json=False, max
     Faces are tracked from frame to frame (ids) and their probabilities smoothed over `half_life`
     seconds of the stream's time (None: off). every=N classifies every Nth frame (the others are
     skipped undecoded). In a window, a file plays at its own frame rate. Returns a summary dict
-    (frames, faces, seconds, fps; for a live network stream also dropped, the frames that arrived
+    (frames, faces, seconds, fps; live and source_ended: whether it was a camera or live stream, and
+    whether it ended by itself; for a live network stream also dropped, the frames that arrived
     while others were being classified). The capture and the output video are always released, so
     a stream that stops mid-run still leaves a finished, playable file.
     """
@@ -407,7 +408,8 @@ def run_stream(recognizer, source, output=None, display=True, as_json=False, max
         if display:
             cv2.destroyAllWindows()
     seconds = time.perf_counter() - started
-    summary = {"frames": frames, "faces": faces_seen, "seconds": seconds, "fps": frames / seconds if seconds else 0.0}
+    summary = {"frames": frames, "faces": faces_seen, "seconds": seconds, "fps": frames / seconds if seconds else 0.0,
+               "live": live, "source_ended": not ok}
     if isinstance(capture, LatestFrame):
         summary["dropped"] = capture.dropped
     return summary

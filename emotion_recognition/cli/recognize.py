@@ -121,6 +121,12 @@ def main(argv=None):
         summary = video.run_stream(recognizer, args.source, output=args.output, display=display,
                                    as_json=args.json, max_frames=args.max_frames, every=args.every,
                                    half_life=None if args.no_smoothing else args.half_life)
+        if summary["live"] and summary["source_ended"]:  # else a window that closes by itself is a mystery
+            if args.source.isdigit():
+                print(f"camera {args.source} stopped sending frames", file=sys.stderr)
+            else:
+                print(f"stream {video.redact(args.source)} ended, or sent no frame for {video.STREAM_TIMEOUT_S} s",
+                      file=sys.stderr)
         if summary.get("dropped"):
             print(f"{summary['dropped']} frames of the stream arrived while others were being classified and "
                   "were left out, to keep up with it", file=sys.stderr)
