@@ -23,7 +23,8 @@ from ..tracking import HALF_LIFE
 
 ADVICE = {
     "no-display": "add --no-display, and --output FILE or --json to see the results",
-    "no-camera": "try another index (--source 1), or use --source VIDEO or --image PHOTO",
+    "no-camera": "try another index (--source 1), or use --source VIDEO, --source URL (a network camera) "
+                 "or --image PHOTO",
     "no-stream": "open the same address in VLC to check it; a phone's webcam app shows its address on screen",
     "no-frames": "or use --image PHOTO",
 }
