@@ -197,7 +197,7 @@ def test_min_face_larger_than_the_face_finds_nothing(cli, astronaut_png):
 
 
 def test_a_file_in_a_window_plays_at_its_own_frame_rate():
-    from emotion_recognition.video import StreamClock
+    from emotion_recognition.sources import StreamClock
 
     class TenFramesPerSecond:
         def get(self, prop):
@@ -388,7 +388,7 @@ class ScriptedCapture:
 
 
 def test_a_live_stream_hands_over_its_newest_frame_and_drops_those_that_came_while_busy():
-    from emotion_recognition.video import LatestFrame
+    from emotion_recognition.sources import LatestFrame
 
     capture = ScriptedCapture()
     latest = LatestFrame(capture)

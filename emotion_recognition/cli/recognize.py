@@ -100,7 +100,7 @@ def main(argv=None):
                   file=sys.stderr)
             return
         # Imported here so that --help answers at once, without loading the model runtime.
-        from .. import video
+        from .. import sources, video
         from ..recognizer import EmotionRecognizer
 
         display = not args.no_display
@@ -126,7 +126,7 @@ def main(argv=None):
             if args.source.isdigit():
                 print(f"camera {args.source} stopped sending frames", file=sys.stderr)
             else:
-                print(f"stream {video.redact(args.source)} ended, or sent no frame for {video.STREAM_TIMEOUT_S} s",
+                print(f"stream {sources.redact(args.source)} ended, or sent no frame for {sources.STREAM_TIMEOUT_S} s",
                       file=sys.stderr)
         if summary.get("dropped"):
             print(f"{summary['dropped']} frames of the stream arrived while others were being classified and "

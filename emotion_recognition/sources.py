@@ -1,0 +1,155 @@
+"""Where a stream's frames come from: a camera, a network stream or a video file, and the clock that
+gives each frame its time."""
+
+import os
+import re
+import threading
+import time
+from pathlib import Path
+
+import cv2
+
+from .errors import UserError
+
+FALLBACK_FPS = 30.0  # cameras often report 0 frames/s; output videos still need a rate
+# A network stream that does not answer within this many seconds is reported, not waited for
+# (FFmpeg's own default is 30 s, long enough to look like a hang).
+STREAM_TIMEOUT_S = 10
+
+
+def is_stream_url(source):
+    """True for a network stream's address (rtsp://..., http://...), which OpenCV's FFmpeg opens."""
+    return re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", str(source)) is not None
+
+
+def redact(source):
+    """The source as it may be printed: a stream address's user name and password left out."""
+    return re.sub(r"://[^/@]*@", "://***@", str(source))
+
+
+def open_source(source):
+    """Open a camera index ('0'), a network stream's address or a video file, or raise a clear error.
+
+    Returns (capture, live): live for a camera or a live stream, whose frames come in real time; a
+    live stream is read through LatestFrame. A URL of a recorded video (one with a frame count) is
+    read like a file."""
+    is_camera, is_url = str(source).isdigit(), is_stream_url(source)
+    if not (is_camera or is_url) and not Path(source).is_file():
+        raise UserError(f"video file {source} not found; pass a camera index such as 0, a stream's address "
+                        "(rtsp://..., http://...), or a video file")
+    # OpenCV logs every backend it tries; the one line below says what matters.
+    previous_level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        if is_camera:
+            # On Windows, OpenCV's Media Foundation backend can take from seconds to minutes to open a
+            # webcam while it tries hardware colour conversions for every mode (opencv/opencv#17687);
+            # without them it opens at once. Elsewhere the setting is unused; a user's own value wins.
+            os.environ.setdefault("OPENCV_VIDEOIO_MSMF_ENABLE_HW_TRANSFORMS", "0")
+            capture = cv2.VideoCapture(int(source))
+        elif is_url:
+            timeout_ms = 1000 * STREAM_TIMEOUT_S
+            capture = cv2.VideoCapture(str(source), cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms,
+                                                                     cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms])
+        else:
+            capture = cv2.VideoCapture(str(source))
+    finally:
+        cv2.utils.logging.setLogLevel(previous_level)
+    if not capture.isOpened():
+        capture.release()
+        if is_camera:
+            raise UserError(f"cannot open camera {source}; check that it is connected and not used by another "
+                            "program", reason="no-camera")
+        if is_url:
+            raise UserError(f"cannot open stream {redact(source)}: refused, no answer within {STREAM_TIMEOUT_S} s, "
+                            "or no video there; check the address, and that the camera is on and reachable from "
+                            "this computer", reason="no-stream")
+        raise UserError(f"cannot read video {source}: OpenCV cannot decode it; check the file or convert it to MP4")
+    if is_url and not capture.get(cv2.CAP_PROP_FRAME_COUNT) > 0:  # a live stream has no frame count
+        return LatestFrame(capture), True
+    return capture, is_camera
+
+
+class LatestFrame:
+    """A live stream, read on a thread of its own that keeps only the newest frame.
+
+    FFmpeg hands over a network stream's frames in order, however late they are taken: were
+    classifying slower than the stream, the picture would fall further and further behind it. Here
+    the frames that arrive while one is being classified are dropped instead (counted in `dropped`),
+    as a camera's driver drops them. read() and grab() wait for a frame newer than the last one
+    taken, and answer False once the stream has ended.
+    """
+
+    STALLED_S = 1.0  # a read that takes longer than this (any live stream's frame interval) has stalled
+
+    def __init__(self, capture):
+        self.capture = capture
+        # Read before the thread starts: a capture is not to be asked anything while it reads.
+        self.properties = {prop: capture.get(prop) for prop in (cv2.CAP_PROP_FPS, cv2.CAP_PROP_FRAME_COUNT)}
+        self.changed = threading.Condition()
+        self.frame, self.fresh, self.ended, self.stopping, self.dropped = None, False, False, False, 0
+        self.thread = threading.Thread(target=self._read_until_end, daemon=True)
+        self.thread.start()
+
+    def _read_until_end(self):
+        ok = True
+        while ok and not self.stopping:
+            ok, frame = self.capture.read()
+            with self.changed:
+                if ok:
+                    self.dropped += self.fresh  # the previous frame was never taken
+                    self.frame, self.fresh = frame, True
+                else:
+                    self.ended = True
+                self.changed.notify_all()
+
+    def read(self):
+        with self.changed:
+            self.changed.wait_for(lambda: self.fresh or self.ended)
+            if not self.fresh:
+                return False, None
+            self.fresh = False
+            return True, self.frame
+
+    def grab(self):
+        return self.read()[0]
+
+    def get(self, prop):
+        return self.properties.get(prop, 0.0)
+
+    def release(self):
+        """Stop reading. The read under way finishes first; one stuck in a stalled stream is left to
+        end with the process (releasing the capture under it could crash), so that quitting is quick."""
+        self.stopping = True
+        self.thread.join(timeout=self.STALLED_S)
+        if not self.thread.is_alive():
+            self.capture.release()
+
+
+class StreamClock:
+    """A frame's time in seconds: a file's own timestamps (its frame rate where it has none), a
+    camera's or live stream's wall-clock time since the first frame. Also how long a window waits
+    to play a file at its own speed."""
+
+    def __init__(self, capture, live, every=1):
+        self.capture, self.live, self.every = capture, live, every
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if fps and fps > 0 else FALLBACK_FPS
+        self.started = time.perf_counter()
+        self.last = -1.0
+
+    def time(self, index):
+        if self.live:
+            return time.perf_counter() - self.started
+        stamp = self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+        # Some containers report no timestamps (0 throughout); frame number / rate stands in.
+        seconds = stamp if stamp > self.last or index == 0 else index / self.fps
+        self.last = seconds
+        return seconds
+
+    def wait_ms(self, seconds):
+        """Milliseconds to wait before the next frame shows: a file's frames are due at their own times."""
+        if self.live:
+            return 1
+        due = seconds + self.every / self.fps - (time.perf_counter() - self.started)
+        return max(1, round(1000 * due))
