@@ -23,6 +23,12 @@ OUTLINE_COLOR = (0, 0, 0)      # around the frame rate, which may sit on any bac
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 LABEL_FONT_SCALE, FPS_FONT_SCALE = 0.6, 0.7
 LINE_WIDTH = 2                 # pixels, on a frame no larger than DRAWING_REFERENCE_SIZE
+# Beside each face, its seven probabilities as bars (sizes in pixels of a webcam-sized frame): the
+# label names only the likeliest emotion, the bars show what it was weighed against.
+BARS_WIDTH, BARS_ROW_HEIGHT, BARS_NAME_WIDTH, BARS_GAP = 130, 14, 62, 4
+BARS_FONT_SCALE = 0.4
+BARS_BACKGROUND, BARS_OPACITY = 32, 0.6   # a dark grey panel that keeps the names readable on any picture
+BAR_COLOR = (170, 170, 170)    # grey; the face's emotion's bar in BOX_COLOR
 # Lines and text are sized for a frame up to this many pixels across (a webcam's); a larger image
 # gets them proportionally larger, so that they stay readable when it is shrunk to fit the window.
 DRAWING_REFERENCE_SIZE = 800
@@ -60,9 +66,10 @@ class Window:
         return key in QUIT_KEYS or (self.reports_closing and not self._visible())
 
 
-def annotate(frame, faces, fps=None):
-    """Draw each face's box, emotion and confidence (and optionally the frame rate) onto `frame`,
-    lines and text in proportion to the frame (DRAWING_REFERENCE_SIZE)."""
+def annotate(frame, faces, fps=None, bars=True):
+    """Draw each face's box, emotion and confidence, its probabilities as bars beside it (unless
+    bars=False), and optionally the frame rate onto `frame`, lines and text in proportion to the
+    frame (DRAWING_REFERENCE_SIZE)."""
     scale = max(1.0, max(frame.shape[:2]) / DRAWING_REFERENCE_SIZE)
 
     def px(n):  # n pixels of a webcam-sized frame, in this frame's pixels
@@ -77,10 +84,37 @@ def annotate(frame, faces, fps=None):
         top = max(y - text_h - baseline - px(4), 0)
         cv2.rectangle(frame, (x, top), (x + text_w + px(6), top + text_h + baseline + px(4)), BOX_COLOR, cv2.FILLED)
         cv2.putText(frame, label, (x + px(3), top + text_h + px(2)), FONT, LABEL_FONT_SCALE * scale, TEXT_COLOR, line)
+        if bars:
+            draw_bars(frame, face, px, scale)
     if fps is not None:
         for color, width in ((OUTLINE_COLOR, 2 * line), (TEXT_COLOR, line)):
             cv2.putText(frame, f"{fps:.1f} fps", (px(10), px(25)), FONT, FPS_FONT_SCALE * scale, color, width)
     return frame
+
+
+def draw_bars(frame, face, px, scale):
+    """The face's probabilities as bars on a dark panel, right of its box where the frame has room,
+    else left of it; nothing where the frame is smaller than the panel."""
+    x, y, w, h = face.box
+    gap, row = px(BARS_GAP), px(BARS_ROW_HEIGHT)
+    width, height = px(BARS_WIDTH), row * len(face.probabilities) + 2 * gap
+    frame_h, frame_w = frame.shape[:2]
+    left = x + w + gap if x + w + gap + width <= frame_w else x - gap - width
+    left, top = min(max(left, 0), frame_w - width), min(max(y, 0), frame_h - height)
+    if left < 0 or top < 0:
+        return
+    panel = frame[top:top + height, left:left + width]
+    panel[:] = cv2.convertScaleAbs(panel, alpha=1 - BARS_OPACITY, beta=BARS_OPACITY * BARS_BACKGROUND)  # blended
+    bar_left, longest = left + px(BARS_NAME_WIDTH), width - px(BARS_NAME_WIDTH) - gap
+    text_width = max(1, px(1))
+    for index, (name, probability) in enumerate(face.probabilities.items()):
+        row_top = top + gap + index * row
+        color = BOX_COLOR if name == face.emotion else BAR_COLOR
+        cv2.putText(frame, name, (left + gap, row_top + row - px(4)), FONT, BARS_FONT_SCALE * scale, TEXT_COLOR,
+                    text_width)
+        if probability * longest >= 1:
+            cv2.rectangle(frame, (bar_left, row_top + px(3)), (bar_left + round(probability * longest) - 1,
+                                                               row_top + row - px(3)), color, cv2.FILLED)
 
 
 def faces_json(faces, **key):
@@ -141,7 +175,7 @@ def list_images(paths):
     return entries
 
 
-def run_images(recognizer, paths, output=None, display=True, as_json=False):
+def run_images(recognizer, paths, output=None, display=True, as_json=False, bars=True):
     """Recognize emotions in image files and folders of them. Returns a summary dict.
 
     A file named directly must be a readable image (checked before any work); a file found in a
@@ -180,7 +214,7 @@ def run_images(recognizer, paths, output=None, display=True, as_json=False):
                     summary = ", ".join(f"{f.emotion} {f.confidence:.0%}" for f in faces) or "no face found"
                     progress.write(f"{path}: {summary}", file=sys.stderr)
                 progress.update(1)
-                annotate(image, faces)
+                annotate(image, faces, bars=bars)
                 if output:
                     target = Path(output) / place if several else Path(output)
                     target.parent.mkdir(parents=True, exist_ok=True)
@@ -221,7 +255,7 @@ class FrameRate:
 
 
 def run_stream(recognizer, source, output=None, display=True, as_json=False, max_frames=None, every=1,
-               half_life=HALF_LIFE):
+               half_life=HALF_LIFE, bars=True):
     """Recognize emotions in the frames of a camera, a network stream or a video file until it ends,
     or q, Esc or the window's close button.
 
@@ -273,7 +307,7 @@ def run_stream(recognizer, source, output=None, display=True, as_json=False, max
             progress.update(1)
             fps = rate.tick()
             if output or display:
-                annotate(frame, faces, fps=fps if display else None)
+                annotate(frame, faces, fps=fps if display else None, bars=bars)
             if video_out:
                 video_out.write(frame, seconds)
             if window and window.show(frame, clock.wait_ms(seconds)):

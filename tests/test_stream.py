@@ -277,12 +277,38 @@ def test_a_large_photo_is_shown_whole_and_its_labels_stay_readable(monkeypatch):
     assert small == (480, 640)  # a webcam frame is shown as it is
 
     def box_line_width(size):
-        frame = annotate(np.zeros((size, size, 3), np.uint8), [Face.from_probabilities((size // 4,) * 2 + (size // 2,) * 2,
-                                                                                       np.eye(7)[3])])
+        face = Face.from_probabilities((size // 4,) * 2 + (size // 2,) * 2, np.eye(7)[3])
+        frame = annotate(np.zeros((size, size, 3), np.uint8), [face], bars=False)
         return int((frame[size // 2, :, 1] > 0).sum()) // 2  # the box's left and right edges, on a middle row
 
     # OpenCV draws a line of width w as w + 1 pixels: 2 up to 800 px across, then in proportion.
     assert box_line_width(400) == box_line_width(800) == 3 and box_line_width(4000) == 11
+
+
+def test_bars_beside_a_face_show_each_probability_in_proportion():
+    from emotion_recognition.recognizer import Face
+    from emotion_recognition.video import BAR_COLOR, BARS_GAP, BARS_NAME_WIDTH, BARS_WIDTH, BOX_COLOR, annotate
+
+    probabilities = [0.05, 0.0, 0.1, 0.6, 0.25, 0.0, 0.0]  # angry ... surprise
+
+    def bars(box, columns):
+        """The bars drawn in `columns` (a slice clear of the box), top to bottom: (colour, left, length)."""
+        frame = annotate(np.zeros((480, 640, 3), np.uint8), [Face.from_probabilities(box, probabilities)])
+        found = []
+        for row in frame[:, columns]:
+            for color in (BOX_COLOR, BAR_COLOR):
+                xs = np.nonzero((row == color).all(axis=1))[0]
+                if len(xs) and (not found or found[-1][0] != color or found[-1][2] != len(xs)):
+                    found.append((color, xs.min() + columns.start, len(xs)))
+        return found
+
+    beside = bars((100, 100, 120, 120), slice(224, 640))  # the box's right edge ends at 221
+    assert [color for color, _, _ in beside] == [BAR_COLOR, BAR_COLOR, BOX_COLOR, BAR_COLOR]  # the face's emotion
+    longest = BARS_WIDTH - BARS_NAME_WIDTH - BARS_GAP  # a bar for probability 1, on a webcam-sized frame
+    for (_, _, length), probability in zip(beside, (0.05, 0.1, 0.6, 0.25)):  # no bar for probability 0
+        assert abs(length - probability * longest) <= 1, (length, probability)
+    # A face at the frame's right edge has its bars on its left.
+    assert len(bars((500, 100, 120, 120), slice(0, 497))) == 4
 
 
 def test_a_cameras_output_video_plays_in_real_time_and_a_files_keeps_its_frames(tmp_path):

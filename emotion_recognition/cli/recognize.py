@@ -51,6 +51,9 @@ def parse_args(argv=None):
     parser.add_argument("--output", metavar="PATH",
                         help="write the annotated video or image here (a folder for several images or a folder of them, "
                              "mirroring its layout)")
+    parser.add_argument("--bars", action=argparse.BooleanOptionalAction, default=True,
+                        help="beside each face in the window and --output, its seven probabilities as bars; "
+                             "--no-bars draws only the box and the likeliest emotion")
     parser.add_argument("--no-display", action="store_true",
                         help="open no window (servers, SSH); prints a summary on stderr")
     parser.add_argument("--json", action="store_true",
@@ -112,7 +115,8 @@ def main(argv=None):
             check_writable(args.output, "--output")
         recognizer = EmotionRecognizer(args.model, min_face=args.min_face, mirror=args.mirror)
         if args.image:
-            summary = video.run_images(recognizer, args.image, output=args.output, display=display, as_json=args.json)
+            summary = video.run_images(recognizer, args.image, output=args.output, display=display, as_json=args.json,
+                                       bars=args.bars)
             if not single_image:
                 skipped = len(summary["skipped"])
                 print(f"{summary['images']} images, {summary['faces']} faces"
@@ -121,7 +125,7 @@ def main(argv=None):
             return
         summary = video.run_stream(recognizer, args.source, output=args.output, display=display,
                                    as_json=args.json, max_frames=args.max_frames, every=args.every,
-                                   half_life=None if args.no_smoothing else args.half_life)
+                                   half_life=None if args.no_smoothing else args.half_life, bars=args.bars)
         if summary["live"] and summary["source_ended"]:  # else a window that closes by itself is a mystery
             if args.source.isdigit():
                 print(f"camera {args.source} stopped sending frames", file=sys.stderr)
