@@ -27,6 +27,13 @@ def redact(source):
     return re.sub(r"://[^/@]*@", "://***@", str(source))
 
 
+def describe(source):
+    """How messages name a source: "camera 0", "stream rtsp://***@host/path", "video clip.mp4"."""
+    if str(source).isdigit():
+        return f"camera {source}"
+    return f"stream {redact(source)}" if is_stream_url(source) else f"video {source}"
+
+
 def open_source(source):
     """Open a camera index ('0'), a network stream's address or a video file, or raise a clear error.
 

@@ -12,7 +12,7 @@ import cv2
 from .errors import UserError, check_writable, ensure_folder
 from .files import write_atomic
 from .preprocessing import decode_image
-from .sources import LatestFrame, StreamClock, open_source, redact
+from .sources import LatestFrame, StreamClock, describe, open_source
 from .tracking import HALF_LIFE
 
 WINDOW_TITLE = "Emotion recognition (q or Esc quits)"
@@ -106,12 +106,10 @@ def draw_bars(frame, face, px, scale):
     panel = frame[top:top + height, left:left + width]
     panel[:] = cv2.convertScaleAbs(panel, alpha=1 - BARS_OPACITY, beta=BARS_OPACITY * BARS_BACKGROUND)  # blended
     bar_left, longest = left + px(BARS_NAME_WIDTH), width - px(BARS_NAME_WIDTH) - gap
-    text_width = max(1, px(1))
     for index, (name, probability) in enumerate(face.probabilities.items()):
         row_top = top + gap + index * row
         color = BOX_COLOR if name == face.emotion else BAR_COLOR
-        cv2.putText(frame, name, (left + gap, row_top + row - px(4)), FONT, BARS_FONT_SCALE * scale, TEXT_COLOR,
-                    text_width)
+        cv2.putText(frame, name, (left + gap, row_top + row - px(4)), FONT, BARS_FONT_SCALE * scale, TEXT_COLOR, px(1))
         if probability * longest >= 1:
             cv2.rectangle(frame, (bar_left, row_top + px(3)), (bar_left + round(probability * longest) - 1,
                                                                row_top + row - px(3)), color, cv2.FILLED)
@@ -277,10 +275,8 @@ def run_stream(recognizer, source, output=None, display=True, as_json=False, max
     ok, frame = capture.read()
     if not ok:
         capture.release()
-        if str(source).isdigit():
-            what = f"camera {source} gave no frames; check the camera"
-        elif live:
-            what = f"stream {redact(source)} gave no frames; check that it is a video stream"
+        if live:
+            what = f"{describe(source)} gave no frames; check that it is a working camera or video stream"
         else:
             what = f"cannot read video {source}: no frame decodes; check the file"
         raise UserError(what, reason="no-frames")

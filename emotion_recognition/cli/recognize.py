@@ -127,11 +127,8 @@ def main(argv=None):
                                    as_json=args.json, max_frames=args.max_frames, every=args.every,
                                    half_life=None if args.no_smoothing else args.half_life, bars=args.bars)
         if summary["live"] and summary["source_ended"]:  # else a window that closes by itself is a mystery
-            if args.source.isdigit():
-                print(f"camera {args.source} stopped sending frames", file=sys.stderr)
-            else:
-                print(f"stream {sources.redact(args.source)} ended, or sent no frame for {sources.STREAM_TIMEOUT_S} s",
-                      file=sys.stderr)
+            why = "" if args.source.isdigit() else f" (it ended, or sent none for {sources.STREAM_TIMEOUT_S} s)"
+            print(f"{sources.describe(args.source)} stopped sending frames{why}", file=sys.stderr)
         if summary.get("dropped"):
             print(f"{summary['dropped']} frames of the stream arrived while others were being classified and "
                   "were left out, to keep up with it", file=sys.stderr)
