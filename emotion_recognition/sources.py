@@ -92,7 +92,7 @@ class LatestFrame:
     def __init__(self, capture):
         self.capture = capture
         # Read before the thread starts: a capture is not to be asked anything while it reads.
-        self.properties = {prop: capture.get(prop) for prop in (cv2.CAP_PROP_FPS, cv2.CAP_PROP_FRAME_COUNT)}
+        self.fps = capture.get(cv2.CAP_PROP_FPS)
         self.changed = threading.Condition()
         self.frame, self.fresh, self.ended, self.stopping, self.dropped = None, False, False, False, 0
         self.thread = threading.Thread(target=self._read_until_end, daemon=True)
@@ -122,7 +122,8 @@ class LatestFrame:
         return self.read()[0]
 
     def get(self, prop):
-        return self.properties.get(prop, 0.0)
+        """The stream's frame rate, as its capture reported it; 0 for anything else (no frame count)."""
+        return self.fps if prop == cv2.CAP_PROP_FPS else 0.0
 
     def release(self):
         """Stop reading. The read under way finishes first; one stuck in a stalled stream is left to
