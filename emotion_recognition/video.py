@@ -93,16 +93,19 @@ def annotate(frame, faces, fps=None, bars=True):
 
 
 def draw_bars(frame, face, px, scale):
-    """The face's probabilities as bars on a dark panel, right of its box where the frame has room,
-    else left of it; nothing where the frame is smaller than the panel."""
+    """The face's probabilities as bars on a dark panel: right of its box, else left of it, else
+    below it, wherever the frame has room; over the face where it has none (a face that fills the
+    frame); nothing where the frame is smaller than the panel."""
     x, y, w, h = face.box
     gap, row = px(BARS_GAP), px(BARS_ROW_HEIGHT)
     width, height = px(BARS_WIDTH), row * len(face.probabilities) + 2 * gap
     frame_h, frame_w = frame.shape[:2]
-    left = x + w + gap if x + w + gap + width <= frame_w else x - gap - width
-    left, top = min(max(left, 0), frame_w - width), min(max(y, 0), frame_h - height)
-    if left < 0 or top < 0:
+    if width > frame_w or height > frame_h:
         return
+    beside = min(max(y, 0), frame_h - height)  # the top of a panel beside the face, inside the frame
+    places = [(x + w + gap, beside), (x - gap - width, beside), (min(max(x, 0), frame_w - width), y + h + gap)]
+    left, top = next(((left, top) for left, top in places if 0 <= left <= frame_w - width and top <= frame_h - height),
+                     (frame_w - width, beside))
     panel = frame[top:top + height, left:left + width]
     panel[:] = cv2.convertScaleAbs(panel, alpha=1 - BARS_OPACITY, beta=BARS_OPACITY * BARS_BACKGROUND)  # blended
     bar_left, longest = left + px(BARS_NAME_WIDTH), width - px(BARS_NAME_WIDTH) - gap

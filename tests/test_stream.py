@@ -307,8 +307,10 @@ def test_bars_beside_a_face_show_each_probability_in_proportion():
     longest = BARS_WIDTH - BARS_NAME_WIDTH - BARS_GAP  # a bar for probability 1, on a webcam-sized frame
     for (_, _, length), probability in zip(beside, (0.05, 0.1, 0.6, 0.25)):  # no bar for probability 0
         assert abs(length - probability * longest) <= 1, (length, probability)
-    # A face at the frame's right edge has its bars on its left.
+    # A face at the frame's right edge has its bars on its left; one as wide as the frame, below it.
     assert len(bars((500, 100, 120, 120), slice(0, 497))) == 4
+    frame = annotate(np.zeros((480, 640, 3), np.uint8), [Face.from_probabilities((60, 20, 520, 200), probabilities)])
+    assert (frame[223:] == BOX_COLOR).all(axis=2).any() and (frame[223:] == BAR_COLOR).all(axis=2).any()
 
 
 def test_a_cameras_output_video_plays_in_real_time_and_a_files_keeps_its_frames(tmp_path):
