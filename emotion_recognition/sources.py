@@ -24,7 +24,7 @@ def is_stream_url(source):
 
 def redact(source):
     """The source as it may be printed: a stream address's user name and password left out."""
-    return re.sub(r"://[^/@]*@", "://***@", str(source))
+    return re.sub(r"://[^/]*@", "://***@", str(source))  # up to the authority's last @: passwords may hold one
 
 
 def describe(source):
