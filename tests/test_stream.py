@@ -390,13 +390,14 @@ def test_a_live_network_stream_is_recognized_like_a_camera(cli, mjpeg_stream):
 def test_a_stream_that_cannot_be_opened_is_a_clear_error_without_its_password(cli):
     import socket
 
+    from emotion_recognition.sources import redact
+
     with socket.socket() as probe:  # a port that nothing listens on: the connection is refused at once
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     result = cli("recognize", "--source", f"rtsp://admin:hunter2@127.0.0.1:{port}/live", "--no-display")
     assert_clean_error(result, "cannot open stream", f"rtsp://***@127.0.0.1:{port}/live")
     assert "hunter2" not in result.stderr
-    from emotion_recognition.sources import redact
     assert redact("rtsp://admin:p@ss@10.0.0.5/live?user=a@b") == "rtsp://***@10.0.0.5/live?user=a@b"
     assert redact("http://10.0.0.5:8080/video") == "http://10.0.0.5:8080/video"
 
