@@ -215,6 +215,11 @@ def test_evaluate_json_on_a_class_folder(cli, fer_folder, tmp_path, shipped_mode
     assert "31/31" in table.stdout and "disgust" in table.stdout
     assert f"{report['accuracy']:.2%}" in table.stdout
 
+    # A dataset folder (train/ and test/, as train.py takes) is scored on its test/ split, and says so.
+    whole = cli("evaluate", "--data", fer_folder, "--json", "--confusion-png", png)
+    assert whole.returncode == 0, whole.stderr
+    assert json.loads(whole.stdout)["n"] == 28 and "scoring its test/ split" in whole.stderr
+
 
 def test_evaluate_scores_the_emotions_a_folder_has(cli, fer_folder, tmp_path):
     import shutil

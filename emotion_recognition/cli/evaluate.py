@@ -26,7 +26,8 @@ def parse_args(argv=None):
     parser.add_argument("--model", default=str(DEFAULT_MODEL_PATH), help="trained .keras model")
     parser.add_argument("--data", default=str(DEFAULT_DATA_DIR / "test"),
                         help="folder with one subfolder of images per emotion (all seven, or those you have: "
-                             "a missing emotion is not scored)")
+                             "a missing emotion is not scored); a dataset folder holding train/ and test/, as "
+                             "train.py takes, is scored on its test/")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
     parser.add_argument("--confusion-png", metavar="PATH",
                         help="where the confusion matrix goes (default: <model>.confusion.png beside the model)")
@@ -34,6 +35,16 @@ def parse_args(argv=None):
                         help="faces per prediction call; smaller needs less memory")
     add_standard_options(parser)
     return parser.parse_args(argv)
+
+
+def scored_folder(folder):
+    """The folder of emotion folders to score: `folder` itself, or the test/ split of a dataset folder
+    (train/ and test/, the layout train.py takes), which is what scoring a dataset means."""
+    folder = Path(folder)
+    if (folder / "test").is_dir() and not any((folder / name).is_dir() for name in CLASS_NAMES):
+        print(f"note: {folder} holds the splits of a dataset; scoring its test/ split", file=sys.stderr)
+        return folder / "test"
+    return folder
 
 
 def short_path(folder):
@@ -54,21 +65,22 @@ def main(argv=None):
         png = Path(args.confusion_png) if args.confusion_png else Path(args.model).with_suffix(".confusion.png")
         check_writable(png, "--confusion-png")
         model = load_model(args.model)
-        images, labels, skipped = data.load_split(args.data, verbose=not args.json, all_classes=False)
+        folder = scored_folder(args.data)
+        images, labels, skipped = data.load_split(folder, verbose=not args.json, all_classes=False)
         data.report_skipped(skipped)
         absent = [name for name, count in zip(CLASS_NAMES, data.class_counts(labels)) if count == 0]
         if absent:
-            print(f"note: no faces of {', '.join(absent)} in {args.data}: their recall is not measured, and "
+            print(f"note: no faces of {', '.join(absent)} in {folder}: their recall is not measured, and "
                   "macro F1 averages the other emotions", file=sys.stderr)
         report = evaluation.evaluate(model, images, labels, batch_size=args.batch_size, verbose=not args.json)
-        report.update(model=str(args.model), data=str(args.data), parameters=int(model.count_params()))
+        report.update(model=str(args.model), data=str(folder), parameters=int(model.count_params()))
         figure = evaluation.plot_confusion_matrix(report["confusion_matrix"],
-                                                  title=f"{Path(args.model).name} on {short_path(args.data)}")
+                                                  title=f"{Path(args.model).name} on {short_path(folder)}")
         save_figure(figure, png, dpi=120)
         if args.json:
             print(json.dumps(report))
         else:
-            print(evaluation.format_report(report, title=str(args.data)))
+            print(evaluation.format_report(report, title=str(folder)))
             print(f"confusion matrix: {png}", file=sys.stderr)
 
 
