@@ -3,6 +3,7 @@ gives each frame its time."""
 
 import os
 import re
+import sys
 import threading
 import time
 from pathlib import Path
@@ -15,6 +16,10 @@ FALLBACK_FPS = 30.0  # cameras often report 0 frames/s; output videos still need
 # A network stream that does not answer within this many seconds is reported, not waited for
 # (FFmpeg's own default is 30 s, long enough to look like a hang).
 STREAM_TIMEOUT_S = 10
+# A live network stream that stops is opened again for up to this many seconds before the run ends:
+# Wi-Fi cameras drop out for moments, and a phone's webcam app stops while the phone locks its screen.
+RECONNECT_S = 30
+RECONNECT_PAUSE_S = 1.0  # between tries, so that a refused address is not asked hundreds of times a second
 
 
 def is_stream_url(source):
@@ -34,34 +39,17 @@ def describe(source):
     return f"stream {redact(source)}" if is_stream_url(source) else f"video {source}"
 
 
-def open_source(source):
+def open_source(source, reconnect_s=RECONNECT_S):
     """Open a camera index ('0'), a network stream's address or a video file, or raise a clear error.
 
     Returns (capture, live): live for a camera or a live stream, whose frames come in real time; a
-    live stream is read through LatestFrame. A URL of a recorded video (one with a frame count) is
-    read like a file."""
+    live stream is read through LatestFrame, which opens it again for up to `reconnect_s` seconds
+    when it stops. A URL of a recorded video (one with a frame count) is read like a file."""
     is_camera, is_url = str(source).isdigit(), is_stream_url(source)
     if not (is_camera or is_url) and not Path(source).is_file():
         raise UserError(f"video file {source} not found; pass a camera index such as 0, a stream's address "
                         "(rtsp://..., http://...), or a video file")
-    # OpenCV logs every backend it tries; the one line below says what matters.
-    previous_level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    try:
-        if is_camera:
-            # On Windows, OpenCV's Media Foundation backend can take from seconds to minutes to open a
-            # webcam while it tries hardware colour conversions for every mode (opencv/opencv#17687);
-            # without them it opens at once. Elsewhere the setting is unused; a user's own value wins.
-            os.environ.setdefault("OPENCV_VIDEOIO_MSMF_ENABLE_HW_TRANSFORMS", "0")
-            capture = cv2.VideoCapture(int(source))
-        elif is_url:
-            timeout_ms = 1000 * STREAM_TIMEOUT_S
-            capture = cv2.VideoCapture(str(source), cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms,
-                                                                     cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms])
-        else:
-            capture = cv2.VideoCapture(str(source))
-    finally:
-        cv2.utils.logging.setLogLevel(previous_level)
+    capture = _capture(source, is_camera, is_url)
     if not capture.isOpened():
         capture.release()
         if is_camera:
@@ -73,8 +61,39 @@ def open_source(source):
                             "this computer", reason="no-stream")
         raise UserError(f"cannot read video {source}: OpenCV cannot decode it; check the file or convert it to MP4")
     if is_url and not capture.get(cv2.CAP_PROP_FRAME_COUNT) > 0:  # a live stream has no frame count
-        return LatestFrame(capture), True
+        return LatestFrame(capture, reopen=lambda: _reopen(source), reconnect_s=reconnect_s,
+                           name=describe(source)), True
     return capture, is_camera
+
+
+def _capture(source, is_camera, is_url):
+    """An OpenCV capture of the source, opened or not."""
+    # OpenCV logs every backend it tries; open_source's one line says what matters.
+    previous_level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        if is_camera:
+            # On Windows, OpenCV's Media Foundation backend can take from seconds to minutes to open a
+            # webcam while it tries hardware colour conversions for every mode (opencv/opencv#17687);
+            # without them it opens at once. Elsewhere the setting is unused; a user's own value wins.
+            os.environ.setdefault("OPENCV_VIDEOIO_MSMF_ENABLE_HW_TRANSFORMS", "0")
+            return cv2.VideoCapture(int(source))
+        if is_url:
+            timeout_ms = 1000 * STREAM_TIMEOUT_S
+            return cv2.VideoCapture(str(source), cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms,
+                                                                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms])
+        return cv2.VideoCapture(str(source))
+    finally:
+        cv2.utils.logging.setLogLevel(previous_level)
+
+
+def _reopen(address):
+    """The live stream at `address` opened again, or None where it does not answer (yet)."""
+    capture = _capture(address, is_camera=False, is_url=True)
+    if capture.isOpened():
+        return capture
+    capture.release()
+    return None
 
 
 class LatestFrame:
@@ -85,30 +104,66 @@ class LatestFrame:
     the frames that arrive while one is being classified are dropped instead (counted in `dropped`),
     as a camera's driver drops them. read() and grab() wait for a frame newer than the last one
     taken, and answer False once the stream has ended.
+
+    A stream that stops (it ended, or sent nothing for STREAM_TIMEOUT_S) is opened again with
+    `reopen()` (a new capture, or None) every RECONNECT_PAUSE_S for up to `reconnect_s` seconds;
+    `reconnecting` tells while it is, `reconnects` counts those that came back. What happens is
+    said on stderr, naming the stream as `name`.
     """
 
     STALLED_S = 1.0  # a read that takes longer than this (any live stream's frame interval) has stalled
 
-    def __init__(self, capture):
-        self.capture = capture
+    def __init__(self, capture, reopen=None, reconnect_s=0, name="stream"):
+        self.capture, self.reopen, self.reconnect_s, self.name = capture, reopen, reconnect_s, name
         # Read before the thread starts: a capture is not to be asked anything while it reads.
         self.fps = capture.get(cv2.CAP_PROP_FPS)
         self.changed = threading.Condition()
-        self.frame, self.fresh, self.ended, self.stopping, self.dropped = None, False, False, False, 0
+        self.frame, self.fresh, self.ended, self.dropped = None, False, False, 0
+        self.reconnecting, self.reconnects = False, 0
+        self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._read_until_end, daemon=True)
         self.thread.start()
 
     def _read_until_end(self):
-        ok = True
-        while ok and not self.stopping:
+        while not self.stopping.is_set():
             ok, frame = self.capture.read()
+            if not ok:
+                if self._reconnect():
+                    continue
+                break
             with self.changed:
-                if ok:
-                    self.dropped += self.fresh  # the previous frame was never taken
-                    self.frame, self.fresh = frame, True
-                else:
-                    self.ended = True
+                self.dropped += self.fresh  # the previous frame was never taken
+                self.frame, self.fresh = frame, True
                 self.changed.notify_all()
+        with self.changed:
+            self.ended = True
+            self.changed.notify_all()
+
+    def _reconnect(self):
+        """Open the stream again, for up to reconnect_s seconds; True once it is back."""
+        if self.reopen is None or self.reconnect_s <= 0 or self.stopping.is_set():
+            return False
+        print(f"{self.name} stopped sending frames; trying to reconnect for up to {self.reconnect_s:g} s",
+              file=sys.stderr, flush=True)
+        self.reconnecting, lost = True, time.monotonic()
+        try:
+            while time.monotonic() - lost < self.reconnect_s and not self.stopping.is_set():
+                capture = self.reopen()
+                if capture is not None:
+                    self.capture.release()
+                    self.capture, self.reconnects = capture, self.reconnects + 1
+                    print(f"{self.name} reconnected after {time.monotonic() - lost:.1f} s", file=sys.stderr,
+                          flush=True)
+                    return True
+                self.stopping.wait(RECONNECT_PAUSE_S)
+            return False
+        finally:
+            self.reconnecting = False
+
+    def wait(self, seconds):
+        """Wait up to `seconds` for what read() would answer at once (a new frame, or the end); True if it came."""
+        with self.changed:
+            return self.changed.wait_for(lambda: self.fresh or self.ended, timeout=seconds)
 
     def read(self):
         with self.changed:
@@ -128,7 +183,7 @@ class LatestFrame:
     def release(self):
         """Stop reading. The read under way finishes first; one stuck in a stalled stream is left to
         end with the process (releasing the capture under it could crash), so that quitting is quick."""
-        self.stopping = True
+        self.stopping.set()
         self.thread.join(timeout=self.STALLED_S)
         if not self.thread.is_alive():
             self.capture.release()

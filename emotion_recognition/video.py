@@ -12,7 +12,7 @@ import cv2
 from .errors import UserError, check_writable, ensure_folder
 from .files import write_atomic
 from .preprocessing import decode_image
-from .sources import LatestFrame, StreamClock, describe, open_source
+from .sources import RECONNECT_S, LatestFrame, StreamClock, describe, open_source
 from .tracking import HALF_LIFE
 
 WINDOW_TITLE = "Emotion recognition (q or Esc quits)"
@@ -35,6 +35,10 @@ DRAWING_REFERENCE_SIZE = 800
 # The window shows a larger image shrunk to fit this (width, height): a phone photo would otherwise
 # open at full size, far beyond the screen, with the faces out of sight.
 MAX_WINDOW_SIZE = (1280, 720)
+# While a live stream's next frame is late, the window is still asked this often (seconds) whether
+# the user wants to stop: without it, q and the close button would do nothing until a frame came.
+WINDOW_POLL_S = 0.05
+RECONNECTING_NOTICE = "stream lost: reconnecting..."
 
 
 class Window:
@@ -70,11 +74,7 @@ def annotate(frame, faces, fps=None, bars=True):
     """Draw each face's box, emotion and confidence, its probabilities as bars beside it (unless
     bars=False), and optionally the frame rate onto `frame`, lines and text in proportion to the
     frame (DRAWING_REFERENCE_SIZE)."""
-    scale = max(1.0, max(frame.shape[:2]) / DRAWING_REFERENCE_SIZE)
-
-    def px(n):  # n pixels of a webcam-sized frame, in this frame's pixels
-        return max(1, round(n * scale))
-
+    scale, px = drawing_units(frame)
     line = px(LINE_WIDTH)
     for face in faces:
         x, y, w, h = face.box
@@ -87,8 +87,27 @@ def annotate(frame, faces, fps=None, bars=True):
         if bars:
             draw_bars(frame, face, px, scale)
     if fps is not None:
-        for color, width in ((OUTLINE_COLOR, 2 * line), (TEXT_COLOR, line)):
-            cv2.putText(frame, f"{fps:.1f} fps", (px(10), px(25)), FONT, FPS_FONT_SCALE * scale, color, width)
+        outlined_text(frame, f"{fps:.1f} fps", (px(10), px(25)), FPS_FONT_SCALE * scale, line)
+    return frame
+
+
+def drawing_units(frame):
+    """(scale, px) for drawing on `frame`: how much larger than on a webcam-sized frame lines and text
+    are, and px(n), n pixels of a webcam-sized frame in this frame's pixels."""
+    scale = max(1.0, max(frame.shape[:2]) / DRAWING_REFERENCE_SIZE)
+    return scale, lambda n: max(1, round(n * scale))
+
+
+def outlined_text(frame, text, origin, font_scale, line):
+    """White text outlined in black, readable on any background."""
+    for color, width in ((OUTLINE_COLOR, 2 * line), (TEXT_COLOR, line)):
+        cv2.putText(frame, text, origin, FONT, font_scale, color, width)
+
+
+def draw_notice(frame, text):
+    """A line of text at the bottom left of `frame`, in the frame rate's style."""
+    scale, px = drawing_units(frame)
+    outlined_text(frame, text, (px(10), frame.shape[0] - px(15)), FPS_FONT_SCALE * scale, px(LINE_WIDTH))
     return frame
 
 
@@ -256,17 +275,18 @@ class FrameRate:
 
 
 def run_stream(recognizer, source, output=None, display=True, as_json=False, max_frames=None, every=1,
-               half_life=HALF_LIFE, bars=True):
+               half_life=HALF_LIFE, bars=True, reconnect_s=RECONNECT_S):
     """Recognize emotions in the frames of a camera, a network stream or a video file until it ends,
     or q, Esc or the window's close button.
 
     Faces are tracked from frame to frame (ids) and their probabilities smoothed over `half_life`
     seconds of the stream's time (None: off). every=N classifies every Nth frame (the others are
-    skipped undecoded). In a window, a file plays at its own frame rate. Returns a summary dict
-    (frames, faces, seconds, fps; live and source_ended: whether it was a camera or live stream, and
-    whether it ended by itself; for a live network stream also dropped, the frames that arrived
-    while others were being classified). The capture and the output video are always released, so
-    a stream that stops mid-run still leaves a finished, playable file.
+    skipped undecoded). In a window, a file plays at its own frame rate. A live network stream that
+    stops is opened again for up to `reconnect_s` seconds. Returns a summary dict (frames, faces,
+    seconds, fps; live and source_ended: whether it was a camera or live stream, and whether it ended
+    by itself; for a live network stream also dropped, the frames that arrived while others were
+    being classified, and reconnects). The capture and the output video are always released, so a
+    stream that stops mid-run still leaves a finished, playable file.
     """
     from tqdm import tqdm
 
@@ -274,7 +294,7 @@ def run_stream(recognizer, source, output=None, display=True, as_json=False, max
         raise UserError(f"every must be 1 or more (1 classifies every frame), not {every}")
     if output:
         check_writable(output)
-    capture, live = open_source(source)
+    capture, live = open_source(source, reconnect_s=reconnect_s)
     ok, frame = capture.read()
     if not ok:
         capture.release()
@@ -317,6 +337,8 @@ def run_stream(recognizer, source, output=None, display=True, as_json=False, max
                 if not ok:
                     break
             if ok:
+                if window and isinstance(capture, LatestFrame) and wait_in_window(window, capture, frame):
+                    break
                 ok, frame = capture.read()  # False at the end of a file or when a camera stops
                 index += 1
     finally:
@@ -330,8 +352,18 @@ def run_stream(recognizer, source, output=None, display=True, as_json=False, max
     summary = {"frames": frames, "faces": faces_seen, "seconds": seconds, "fps": frames / seconds if seconds else 0.0,
                "live": live, "source_ended": not ok}
     if isinstance(capture, LatestFrame):
-        summary["dropped"] = capture.dropped
+        summary.update(dropped=capture.dropped, reconnects=capture.reconnects)
     return summary
+
+
+def wait_in_window(window, stream, frame):
+    """Wait for a live stream's next frame with the window still answering q, Esc and its close
+    button; while the stream reconnects, its last frame shows a notice. True if the user quit."""
+    while not stream.wait(WINDOW_POLL_S):
+        shown = draw_notice(frame.copy(), RECONNECTING_NOTICE) if stream.reconnecting else frame
+        if window.show(shown, 1):
+            return True
+    return False
 
 
 class OutputVideo:

@@ -337,14 +337,21 @@ def test_a_cameras_output_video_plays_in_real_time_and_a_files_keeps_its_frames(
 
 # --- Network streams --------------------------------------------------------------------------------
 
-def serve_mjpeg(frames, interval):
+def serve_mjpeg(frames, interval, connections=None):
     """A server on this computer that sends `frames` (JPEG bytes) `interval` seconds apart as one MJPEG
-    stream, the form IP cameras and phones' webcam apps use."""
+    stream, the form IP cameras and phones' webcam apps use; to the first `connections` requests
+    (None: all), and "503 unavailable" after them, as a camera that has gone away."""
     import http.server
     import socketserver
 
+    served = []
+
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
+            served.append(self.path)
+            if connections is not None and len(served) > connections:
+                self.send_error(503)
+                return
             self.send_response(200)
             self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
             self.end_headers()
@@ -364,27 +371,44 @@ def serve_mjpeg(frames, interval):
 
 @pytest.fixture
 def mjpeg_stream(face_video):
-    """The address of a live MJPEG stream of the face video's frames, 10 per second, on this computer."""
+    """The address of a live MJPEG stream of the face video's 12 frames, 10 per second, on this computer,
+    sent to the first two connections: a stream that breaks off once and then for good."""
     capture = cv2.VideoCapture(str(face_video))
     frames = []
     while (frame := capture.read()[1]) is not None:
         frames.append(cv2.imencode(".jpg", frame)[1].tobytes())
     capture.release()
-    server = serve_mjpeg(frames, interval=0.1)
+    server = serve_mjpeg(frames, interval=0.1, connections=2)
     yield f"http://127.0.0.1:{server.server_address[1]}/video"
     server.shutdown()
     server.server_close()
 
 
 def test_a_live_network_stream_is_recognized_like_a_camera(cli, mjpeg_stream):
-    result = cli("recognize", "--source", mjpeg_stream, "--no-display", "--json")
+    result = cli("recognize", "--source", mjpeg_stream, "--no-display", "--json", "--reconnect", "0")
     records = json_lines(result)
     assert f"stream {mjpeg_stream} stopped sending frames" in result.stderr  # the run says why it stopped
+    assert "reconnect" not in result.stderr and "come back" not in result.stderr
     ids = [face["id"] for record in records for face in record["faces"]]
     assert len(ids) >= 10 and set(ids) == {ids[0]}, ids  # the moving face, one id throughout
     times = [record["time"] for record in records]
     # A live stream's time is the clock's: 12 frames sent 0.1 s apart span about 1.1 s.
     assert times == sorted(times) and 0.7 < times[-1] < 3.0, times
+
+
+def test_a_stream_that_breaks_off_is_opened_again_until_it_stays_away(cli, mjpeg_stream):
+    started = time.monotonic()
+    result = cli("recognize", "--source", mjpeg_stream, "--no-display", "--json", "--reconnect", "2")
+    elapsed = time.monotonic() - started
+    records = json_lines(result)
+    assert f"stream {mjpeg_stream} stopped sending frames; trying to reconnect for up to 2 s" in result.stderr
+    assert f"stream {mjpeg_stream} reconnected after" in result.stderr
+    assert f"stream {mjpeg_stream} stopped sending frames (it ended, or sent none for 10 s) and did not come back " \
+           "within 2 s" in result.stderr
+    assert len(records) > 12, len(records)  # frames of both connections: more than one sends
+    times = [record["time"] for record in records]
+    assert times == sorted(times) and times[-1] > 1.8, times  # two 1.1-s sends, one after the other
+    assert elapsed < 60, elapsed  # it gave up about 2 s after the second send, not at 30
 
 
 def test_a_stream_that_cannot_be_opened_is_a_clear_error_without_its_password(cli):
@@ -438,3 +462,45 @@ def test_a_live_stream_hands_over_its_newest_frame_and_drops_those_that_came_whi
     assert latest.read() == (False, None) and not latest.grab()
     latest.release()
     assert capture.released
+
+
+def test_a_live_stream_that_stops_is_opened_again_and_read_on(monkeypatch):
+    from emotion_recognition import sources
+
+    monkeypatch.setattr(sources, "RECONNECT_PAUSE_S", 0.01)
+    first, second = ScriptedCapture(), ScriptedCapture()
+    answers = [None, None, second]  # the stream is away for two tries, then back
+    latest = sources.LatestFrame(first, reopen=lambda: answers.pop(0), reconnect_s=10)
+    first.queue.put(1)
+    assert latest.read() == (True, 1)
+    first.queue.put(None)  # it stops
+    second.queue.put(2)
+    assert latest.read() == (True, 2)  # read on from the stream opened again
+    assert latest.reconnects == 1 and first.released and not answers
+    second.queue.put(None)
+    latest.reconnect_s = 0  # now it stops for good
+    assert latest.read() == (False, None)
+    latest.release()
+
+
+def test_the_window_answers_while_a_live_stream_is_late_and_says_it_reconnects(monkeypatch):
+    from emotion_recognition.sources import LatestFrame
+    from emotion_recognition.video import Window, wait_in_window
+
+    shown = []
+    gui = FakeGui("never", keys=[-1, -1, ord("q")])
+    monkeypatch.setattr(cv2, "imshow", lambda title, image: shown.append(image.copy()))
+    for name in ("waitKey", "getWindowProperty"):
+        monkeypatch.setattr(cv2, name, getattr(gui, name))
+    capture = ScriptedCapture()
+    latest, frame = LatestFrame(capture), np.zeros((120, 160, 3), np.uint8)
+    assert wait_in_window(Window(), latest, frame)  # no frame comes; q still stops the run
+    assert len(shown) == 3 and not shown[0].any()  # the last frame, as it was
+    latest.reconnecting = True
+    gui.keys = [ord("q")]
+    assert wait_in_window(Window(), latest, frame)
+    assert shown[-1].any() and not frame.any()  # the notice, on a copy
+    capture.queue.put(7)
+    assert not wait_in_window(Window(), latest, frame)  # a frame came: read it
+    capture.queue.put(None)
+    latest.release()

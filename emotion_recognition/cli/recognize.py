@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from . import HelpFormatter, add_standard_options
+from .. import sources
 from ..config import DEFAULT_MODEL_PATH
 from ..errors import UserError, check_writable, friendly_errors
 from ..faces import MIN_FACE
@@ -67,6 +68,9 @@ def parse_args(argv=None):
     stream.add_argument("--half-life", type=float, default=HALF_LIFE, metavar="SECONDS",
                         help="smooth each face's probabilities over this much of the stream's time")
     stream.add_argument("--no-smoothing", action="store_true", help="raw per-frame probabilities (no smoothing)")
+    stream.add_argument("--reconnect", type=float, default=sources.RECONNECT_S, metavar="SECONDS",
+                        help="a network stream that stops is opened again for up to this long (Wi-Fi cameras drop "
+                             "out for moments, phone apps while the screen locks); 0 ends the run at once")
     detection = parser.add_argument_group("face detection")
     detection.add_argument("--min-face", type=int, default=MIN_FACE, metavar="PX",
                            help="smallest face looked for, in frame pixels; smaller values find faces further "
@@ -85,6 +89,8 @@ def check_options(args):
         raise UserError(f"--half-life must be 0 or more seconds, not {args.half_life}")
     if args.min_face < 1:
         raise UserError(f"--min-face must be at least 1 pixel, not {args.min_face}")
+    if args.reconnect < 0:
+        raise UserError(f"--reconnect must be 0 or more seconds, not {args.reconnect}")
     if args.max_frames is not None and args.max_frames < 1:
         raise UserError(f"--max-frames must be 1 or more, not {args.max_frames}")
 
@@ -103,7 +109,7 @@ def main(argv=None):
                   file=sys.stderr)
             return
         # Imported here so that --help answers at once, without loading the model runtime.
-        from .. import sources, video
+        from .. import video
         from ..recognizer import EmotionRecognizer
 
         display = not args.no_display
@@ -125,9 +131,12 @@ def main(argv=None):
             return
         summary = video.run_stream(recognizer, args.source, output=args.output, display=display,
                                    as_json=args.json, max_frames=args.max_frames, every=args.every,
-                                   half_life=None if args.no_smoothing else args.half_life, bars=args.bars)
+                                   half_life=None if args.no_smoothing else args.half_life, bars=args.bars,
+                                   reconnect_s=args.reconnect)
         if summary["live"] and summary["source_ended"]:  # else a window that closes by itself is a mystery
             why = "" if args.source.isdigit() else f" (it ended, or sent none for {sources.STREAM_TIMEOUT_S} s)"
+            if why and args.reconnect > 0:
+                why += f" and did not come back within {args.reconnect:g} s"
             print(f"{sources.describe(args.source)} stopped sending frames{why}", file=sys.stderr)
         if summary.get("dropped"):
             print(f"{summary['dropped']} frames of the stream arrived while others were being classified and "
