@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from .errors import UserError, check_writable, ensure_folder
 from .files import write_atomic
@@ -372,21 +373,25 @@ class OutputVideo:
     A file's classified frames are written once each at the file's rate (over --every), so the video
     keeps the file's pace. A camera's frames come only as fast as they are classified, so each is
     written as often as the clock says: repeated while classification is slower than the rate, left
-    out while it is faster.
+    out while it is faster. A frame of another size than the first (a stream that came back at
+    another resolution, a phone turned) is fitted into the first one's, with black borders: a video
+    has one size, and OpenCV would leave such frames out.
     """
 
     def __init__(self, path, fps, follows_clock):
         self.path, self.fps, self.follows_clock = path, fps, follows_clock
-        self.writer, self.written = None, 0
+        self.writer, self.size, self.written = None, None, 0
 
     def write(self, frame, seconds):
         """Write `frame`, shown `seconds` after the first one."""
         if self.writer is None:
-            height, width = frame.shape[:2]
+            self.size = frame.shape[:2]
             fourcc = cv2.VideoWriter_fourcc(*("XVID" if str(self.path).lower().endswith(".avi") else "mp4v"))
-            self.writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (width, height))
+            self.writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, self.size[::-1])
             if not self.writer.isOpened():
                 raise UserError(f"cannot write video {self.path}; use a .mp4 or .avi file name in a writable folder")
+        if frame.shape[:2] != self.size:
+            frame = fit_into(frame, self.size)
         copies = max(0, int(seconds * self.fps) + 1 - self.written) if self.follows_clock else 1
         for _ in range(copies):
             self.writer.write(frame)
@@ -395,3 +400,15 @@ class OutputVideo:
     def release(self):
         if self.writer is not None:
             self.writer.release()
+
+
+def fit_into(frame, size):
+    """`frame` shrunk or enlarged to fit (height, width) `size` whole, centred on black."""
+    height, width = size
+    scale = min(height / frame.shape[0], width / frame.shape[1])
+    fitted_w, fitted_h = max(1, round(frame.shape[1] * scale)), max(1, round(frame.shape[0] * scale))
+    canvas = np.zeros((height, width, frame.shape[2]), frame.dtype)
+    top, left = (height - fitted_h) // 2, (width - fitted_w) // 2
+    canvas[top:top + fitted_h, left:left + fitted_w] = cv2.resize(frame, (fitted_w, fitted_h),
+                                                                  interpolation=cv2.INTER_AREA)
+    return canvas

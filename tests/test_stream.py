@@ -335,6 +335,25 @@ def test_a_cameras_output_video_plays_in_real_time_and_a_files_keeps_its_frames(
     assert video.written == 2
 
 
+def test_frames_of_another_size_are_fitted_into_the_output_video_not_lost(tmp_path):
+    from emotion_recognition.video import OutputVideo
+
+    path = tmp_path / "turned.mp4"
+    video = OutputVideo(path, fps=10, follows_clock=False)
+    for frame in [np.full((48, 64, 3), 200, np.uint8)] * 3 + [np.full((64, 48, 3), 200, np.uint8)] * 3:
+        video.write(frame, 0.0)  # the stream came back turned: portrait frames after landscape ones
+    video.release()
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while (frame := capture.read()[1]) is not None:
+        frames.append(frame)
+    capture.release()
+    assert len(frames) == 6 and all(frame.shape == (48, 64, 3) for frame in frames)
+    # A portrait frame fitted into 48 rows is 36 columns wide, centred at columns 14 to 49, black beside.
+    turned = frames[-1].mean(axis=(0, 2))
+    assert turned[:6].max() < 20 and turned[-6:].max() < 20 and turned[28:36].min() > 180
+
+
 # --- Network streams --------------------------------------------------------------------------------
 
 def serve_mjpeg(frames, interval, connections=None):
