@@ -156,6 +156,11 @@ def test_bad_inputs_give_one_clear_line(cli, tmp_path, astronaut_png, text_file)
         (["--source", text_file], ["notes.jpg", "cannot read video"]),
         (["--source", "97"], ["cannot open camera 97", "--source 1"]),
         (["--image", astronaut_png, "--output", tmp_path / "no" / "such" / "dir.png"], ["does not exist", "--output"]),
+        (["--every", "0"], ["--every must be 1 or more", "not 0"]),
+        (["--half-life", "-1"], ["--half-life must be 0 or more", "not -1"]),
+        (["--min-face", "0"], ["--min-face must be at least 1", "not 0"]),
+        (["--max-frames", "0"], ["--max-frames must be 1 or more", "not 0"]),
+        (["--reconnect", "-2"], ["--reconnect must be 0 or more seconds", "not -2"]),
     ]
     for args, words in cases:
         assert_clean_error(cli("recognize", *args, "--no-display"), *words)

@@ -86,11 +86,11 @@ def check_options(args):
     if args.every < 1:
         raise UserError(f"--every must be 1 or more, not {args.every}")
     if args.half_life < 0:
-        raise UserError(f"--half-life must be 0 or more seconds, not {args.half_life}")
+        raise UserError(f"--half-life must be 0 or more seconds, not {args.half_life:g}")
     if args.min_face < 1:
         raise UserError(f"--min-face must be at least 1 pixel, not {args.min_face}")
     if args.reconnect < 0:
-        raise UserError(f"--reconnect must be 0 or more seconds, not {args.reconnect}")
+        raise UserError(f"--reconnect must be 0 or more seconds, not {args.reconnect:g}")
     if args.max_frames is not None and args.max_frames < 1:
         raise UserError(f"--max-frames must be 1 or more, not {args.max_frames}")
 
