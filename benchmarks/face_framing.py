@@ -42,20 +42,41 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def validation_faces(data_dir):
+    """The validation slice of `data_dir`/train (the faces train.py holds out): images, labels."""
+    from emotion_recognition import data
+
+    images, labels, _ = data.load_split(Path(data_dir) / "train", verbose=False)
+    _, validation = data.stratified_split(labels, VALIDATION_FRACTION, data.VALIDATION_SEED)
+    return images[validation], labels[validation]
+
+
+def draw_face(image, rng, frame=None):
+    """`image` enlarged to a random size in FACE_SIZES at a random place on `frame` (a FRAME_SIZE
+    grayscale copy is drawn on; default a flat grey one). Returns (frame, (x, y, side))."""
+    frame = np.full(FRAME_SIZE[::-1], BACKGROUND, np.uint8) if frame is None else frame.copy()
+    side = int(rng.integers(FACE_SIZES[0], FACE_SIZES[1] + 1))
+    x = int(rng.integers(0, FRAME_SIZE[0] - side))
+    y = int(rng.integers(0, FRAME_SIZE[1] - side))
+    frame[y:y + side, x:x + side] = cv2.resize(image, (side, side), interpolation=cv2.INTER_CUBIC)
+    return frame, (x, y, side)
+
+
+def on_face(box, square):
+    """Whether a detection's centre lies inside the square a face was drawn in (speed.py's clip
+    counts a face found the same way)."""
+    (bx, by, bw, bh), (x, y, side) = box, square
+    return x <= bx + bw / 2 <= x + side and y <= by + bh / 2 <= y + side
+
+
 def framed_faces(images, rng, detector):
     """Per face found: its frame, the cascade's box and the square it was drawn in (x, y, side)."""
     found = []
     for index, image in enumerate(images):
-        side = int(rng.integers(FACE_SIZES[0], FACE_SIZES[1] + 1))
-        x = int(rng.integers(0, FRAME_SIZE[0] - side))
-        y = int(rng.integers(0, FRAME_SIZE[1] - side))
-        frame = np.full(FRAME_SIZE[::-1], BACKGROUND, np.uint8)
-        frame[y:y + side, x:x + side] = cv2.resize(image, (side, side), interpolation=cv2.INTER_CUBIC)
-        # The detection whose centre lies inside the square, as speed.py's clip counts a face found.
-        for bx, by, bw, bh in detector.detect(frame):
-            if x <= bx + bw / 2 <= x + side and y <= by + bh / 2 <= y + side:
-                found.append((index, frame, (int(bx), int(by), int(bw), int(bh)), (x, y, side)))
-                break
+        frame, square = draw_face(image, rng)
+        box = next((box for box in detector.detect(frame) if on_face(box, square)), None)
+        if box is not None:
+            found.append((index, frame, tuple(int(v) for v in box), square))
     return found
 
 
@@ -72,14 +93,13 @@ def widened(box, margin, frame_shape):
 def main(argv=None):
     args = parse_args(argv)
     with friendly_errors(args.debug):
-        from emotion_recognition import EmotionRecognizer, data
+        from emotion_recognition import EmotionRecognizer
         from emotion_recognition.faces import FaceDetector
         from emotion_recognition.preprocessing import face_pixels
 
-        images, labels, _ = data.load_split(Path(args.data) / "train", verbose=False)
-        _, validation = data.stratified_split(labels, VALIDATION_FRACTION, data.VALIDATION_SEED)
-        found = framed_faces(images[validation], np.random.default_rng(args.seed), FaceDetector())
-        truth = labels[validation][[index for index, *_ in found]]
+        images, labels = validation_faces(args.data)
+        found = framed_faces(images, np.random.default_rng(args.seed), FaceDetector())
+        truth = labels[[index for index, *_ in found]]
         recognizer = EmotionRecognizer(args.model)
 
         def accuracy(crop_box):
@@ -89,7 +109,7 @@ def main(argv=None):
         geometry = np.array([(bw / side, (bx + bw / 2 - x) / side - 0.5, (by + bh / 2 - y) / side - 0.5)
                              for _, _, (bx, by, bw, bh), (x, y, side) in found])
         result = {
-            "faces": len(validation), "found": len(found),
+            "faces": len(images), "found": len(found),
             "box_width_over_square": {q: float(np.percentile(geometry[:, 0], p)) for q, p in
                                       (("q1", 25), ("median", 50), ("q3", 75))},
             "centre_offset_over_square": {"x_median": float(np.median(geometry[:, 1])),

@@ -132,7 +132,7 @@ def test_version_is_the_package_version(cli, command):
 
 
 @pytest.mark.parametrize("script", ["speed.py", "accuracy_vs_fer.py", "compare_recipes.py", "training_speed.py",
-                                    "face_framing.py"])
+                                    "face_framing.py", "detection.py"])
 def test_benchmark_help_explains_itself(script):
     assert_help_explains_itself(run_script(Path("benchmarks") / script, "--help"))
 
