@@ -372,15 +372,16 @@ class OutputVideo:
 
     A file's classified frames are written once each at the file's rate (over --every), so the video
     keeps the file's pace. A camera's frames come only as fast as they are classified, so each is
-    written as often as the clock says: repeated while classification is slower than the rate, left
-    out while it is faster. A frame of another size than the first (a stream that came back at
-    another resolution, a phone turned) is fitted into the first one's, with black borders: a video
-    has one size, and OpenCV would leave such frames out.
+    written at the time the clock gives it, the picture before it filling the video up to then
+    (repeated while classification is slower than the rate, or while a stream reconnects), and left
+    out while frames come faster than the rate. A frame of another size than the first (a stream
+    that came back at another resolution, a phone turned) is fitted into the first one's, with black
+    borders: a video has one size, and OpenCV would leave such frames out.
     """
 
     def __init__(self, path, fps, follows_clock):
         self.path, self.fps, self.follows_clock = path, fps, follows_clock
-        self.writer, self.size, self.written = None, None, 0
+        self.writer, self.size, self.written, self.last = None, None, 0, None
 
     def write(self, frame, seconds):
         """Write `frame`, shown `seconds` after the first one."""
@@ -392,10 +393,18 @@ class OutputVideo:
                 raise UserError(f"cannot write video {self.path}; use a .mp4 or .avi file name in a writable folder")
         if frame.shape[:2] != self.size:
             frame = fit_into(frame, self.size)
-        copies = max(0, int(seconds * self.fps) + 1 - self.written) if self.follows_clock else 1
-        for _ in range(copies):
-            self.writer.write(frame)
-        self.written += copies
+        if self.follows_clock:
+            due = int(seconds * self.fps)  # the video frame it is shown from
+            while self.written < due:
+                self._put(frame if self.last is None else self.last)
+            self.last = frame
+            if self.written > due:  # this video frame already shows an earlier picture
+                return
+        self._put(frame)
+
+    def _put(self, frame):
+        self.writer.write(frame)
+        self.written += 1
 
     def release(self):
         if self.writer is not None:

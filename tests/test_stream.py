@@ -21,6 +21,15 @@ def json_lines(result):
     return [json.loads(line) for line in result.stdout.splitlines()]
 
 
+def video_frames(path):
+    """Every frame of a video file, decoded."""
+    capture, frames = cv2.VideoCapture(str(path)), []
+    while (frame := capture.read()[1]) is not None:
+        frames.append(frame)
+    capture.release()
+    return frames
+
+
 # --- Ids ---------------------------------------------------------------------------------------------
 
 def test_a_face_moving_across_the_video_keeps_one_id(cli, face_video):
@@ -327,6 +336,13 @@ def test_a_cameras_output_video_plays_in_real_time_and_a_files_keeps_its_frames(
         capture = cv2.VideoCapture(str(path))
         assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == expected  # a camera's: 0.6 s of video at 10/s
         capture.release()
+    # Until a camera's next frame comes (a slow step, a stream reconnecting), the one before it shows.
+    video = OutputVideo(tmp_path / "gap.mp4", fps=10, follows_clock=True)
+    video.write(np.full((48, 64, 3), 30, np.uint8), 0.0)
+    video.write(np.full((48, 64, 3), 220, np.uint8), 0.5)
+    video.release()
+    brightness = [round(frame.mean()) for frame in video_frames(tmp_path / "gap.mp4")]
+    assert len(brightness) == 6 and max(brightness[:5]) < 60 and brightness[5] > 190, brightness
     # Faster than the rate, a camera's frames are left out rather than slow the video down.
     video = OutputVideo(tmp_path / "fast.mp4", fps=10, follows_clock=True)
     for seconds in (0.0, 0.02, 0.04, 0.11):
@@ -343,11 +359,7 @@ def test_frames_of_another_size_are_fitted_into_the_output_video_not_lost(tmp_pa
     for frame in [np.full((48, 64, 3), 200, np.uint8)] * 3 + [np.full((64, 48, 3), 200, np.uint8)] * 3:
         video.write(frame, 0.0)  # the stream came back turned: portrait frames after landscape ones
     video.release()
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while (frame := capture.read()[1]) is not None:
-        frames.append(frame)
-    capture.release()
+    frames = video_frames(path)
     assert len(frames) == 6 and all(frame.shape == (48, 64, 3) for frame in frames)
     # A portrait frame fitted into 48 rows is 36 columns wide, centred at columns 14 to 49, black beside.
     turned = frames[-1].mean(axis=(0, 2))
@@ -392,11 +404,7 @@ def serve_mjpeg(frames, interval, connections=None):
 def mjpeg_stream(face_video):
     """The address of a live MJPEG stream of the face video's 12 frames, 10 per second, on this computer,
     sent to the first two connections: a stream that breaks off once and then for good."""
-    capture = cv2.VideoCapture(str(face_video))
-    frames = []
-    while (frame := capture.read()[1]) is not None:
-        frames.append(cv2.imencode(".jpg", frame)[1].tobytes())
-    capture.release()
+    frames = [cv2.imencode(".jpg", frame)[1].tobytes() for frame in video_frames(face_video)]
     server = serve_mjpeg(frames, interval=0.1, connections=2)
     yield f"http://127.0.0.1:{server.server_address[1]}/video"
     server.shutdown()
