@@ -1,9 +1,12 @@
-"""FER2013 folders: checking their layout, reading the images, and splitting off validation data.
+"""FER2013 folders: checking their layout, reading the images, splitting off validation data, and
+making the folders from FER2013's original CSV.
 
 The layout is `<data>/{train,test}/<emotion>/<image>`, as this project documents FER2013 and as
 Kaggle ships it. Nothing here depends on how many images there are.
 """
 
+import csv
+import shutil
 import sys
 from pathlib import Path
 
@@ -16,6 +19,11 @@ from .preprocessing import decode_image, face_pixels, to_gray
 # The validation slice of train/ belongs to the data, not to a run: every run, whatever its --seed,
 # picks its best epoch on the same faces, so recipes can be compared on them.
 VALIDATION_SEED = 1337
+# FER2013's CSV (fer2013.csv, or Kaggle's icml_face_data.csv) numbers each face's emotion in this
+# order, which is not CLASS_NAMES' order.
+CSV_EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+# Its Usage column, and the folder each kind of row goes to (rows of a CSV without one: train/).
+CSV_SPLITS = {"Training": "train", "PublicTest": "test", "PrivateTest": "private_test"}
 
 
 def check_class_folders(split_dir, all_classes=True):
@@ -23,27 +31,33 @@ def check_class_folders(split_dir, all_classes=True):
     order of CLASS_NAMES.
 
     The label of each folder comes from CLASS_NAMES, never from the order of a directory listing.
-    all_classes=False (scoring a model) accepts any of the seven folders, at least one; a missing one
-    is None in the list. Training needs all seven.
+    Names are matched whatever their case (`Angry/`, as some copies of FER2013 spell them, is
+    angry). all_classes=False (scoring a model) accepts any of the seven folders, at least one; a
+    missing one is None in the list. Training needs all seven.
     """
     split_dir = Path(split_dir)
     if not split_dir.is_dir():
         raise UserError(
             f"dataset folder {split_dir} not found; it must hold one folder per emotion "
             f"({', '.join(CLASS_NAMES)}). See dataset/README.md for how to get FER2013")
-    present = {p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith(".")}
-    extra = sorted(present - set(CLASS_NAMES))
+    present = {}  # emotion name -> the folders spelling it
+    for folder in sorted(p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        present.setdefault(folder.name.lower(), []).append(folder)
+    extra = sorted(folder.name for name, folders in present.items() if name not in CLASS_NAMES for folder in folders)
     if extra:
         raise UserError(
             f"{split_dir} has folder(s) {', '.join(extra)} that are not emotions this project knows; "
             f"remove or rename them (expected {', '.join(CLASS_NAMES)})")
+    twice = [" and ".join(folder.name for folder in folders) for folders in present.values() if len(folders) > 1]
+    if twice:
+        raise UserError(f"{split_dir} has one emotion in two folders ({'; '.join(twice)}); merge them into one")
     missing = [name for name in CLASS_NAMES if name not in present]
     if missing and (all_classes or len(missing) == len(CLASS_NAMES)):
         needed = "exactly" if all_classes else "one or more of"
         raise UserError(
             f"{split_dir} lacks the class folder(s) {', '.join(missing)}; it must hold {needed} "
             f"{', '.join(CLASS_NAMES)} (see dataset/README.md)")
-    folders = [split_dir / name if name in present else None for name in CLASS_NAMES]
+    folders = [present[name][0] if name in present else None for name in CLASS_NAMES]
     if all_classes:
         for folder in folders:
             if not any(_image_candidates(folder)):
@@ -137,3 +151,89 @@ def report_skipped(skipped):
     if skipped:
         shown = ", ".join(str(p) for p in skipped[:3]) + (" ..." if len(skipped) > 3 else "")
         print(f"warning: skipped {len(skipped)} file(s) that are not readable images: {shown}", file=sys.stderr)
+
+
+def convert_fer_csv(csv_path, out_dir):
+    """Write the faces of FER2013's CSV (columns emotion, pixels: 48x48 grey levels as text, and
+    Usage) as PNG files in this project's layout: Training rows in out_dir/train/<emotion>/,
+    PublicTest rows in test/, PrivateTest rows in private_test/. A file is named after its row.
+
+    Each split appears whole or not at all: it is written in a hidden folder beside it and renamed
+    at the end, and a bad row stops the conversion with nothing left behind. A split folder that
+    already exists is never written into. Returns {split folder: faces written}.
+    """
+    import cv2
+    from tqdm import tqdm
+
+    csv_path, out_dir = Path(csv_path), Path(out_dir)
+    if not csv_path.is_file():
+        raise UserError(f"CSV file {csv_path} not found; FER2013's is fer2013.csv (or icml_face_data.csv on Kaggle)")
+    with open(csv_path, newline="") as rows_file:
+        total_rows = sum(1 for _ in rows_file) - 1
+    with open(csv_path, newline="") as rows_file:
+        reader = csv.reader(rows_file)
+        columns = [name.strip().lower() for name in next(reader, [])]  # Kaggle's copy has " pixels", " Usage"
+        if not {"emotion", "pixels"} <= set(columns):
+            raise UserError(f"{csv_path} has no emotion and pixels columns (it has: {', '.join(columns) or 'none'}); "
+                            "the challenge's test.csv has no labels and cannot be used")
+        emotion_at, pixels_at = columns.index("emotion"), columns.index("pixels")
+        usage_at = columns.index("usage") if "usage" in columns else None
+        partial, counts = {}, {}
+        try:
+            for line, row in enumerate(tqdm(reader, total=total_rows, unit="face", file=sys.stderr, leave=False), 2):
+                if not row:  # a blank line
+                    continue
+                if len(row) < len(columns):
+                    raise UserError(f"{csv_path}, line {line}: {len(row)} fields where the header names {len(columns)}")
+                usage = row[usage_at].strip() if usage_at is not None else "Training"
+                split = CSV_SPLITS.get(usage)
+                if split is None:
+                    raise UserError(f"{csv_path}, line {line}: Usage {usage!r} is none of {', '.join(CSV_SPLITS)}")
+                if split not in partial:
+                    partial[split] = _partial_folder(out_dir, split)
+                face = _csv_face(row[pixels_at], f"{csv_path}, line {line}")
+                emotion = _csv_emotion(row[emotion_at], f"{csv_path}, line {line}")
+                target = partial[split] / emotion / f"{line - 1:05d}.png"
+                if not cv2.imwrite(str(target), face):
+                    raise UserError(f"cannot write {target}; check the free space and permissions of {out_dir}")
+                counts[split] = counts.get(split, 0) + 1
+        except BaseException:
+            for folder in partial.values():
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
+    if not counts:
+        raise UserError(f"{csv_path} has no faces")
+    for split, folder in partial.items():
+        folder.rename(out_dir / split)
+    return counts
+
+
+def _partial_folder(out_dir, split):
+    """A hidden folder beside out_dir/split, with one folder per emotion, to write the split into."""
+    if (out_dir / split).exists():
+        raise UserError(f"{out_dir / split} already exists; remove it, or convert into another folder")
+    folder = out_dir / f".{split}.partial"
+    shutil.rmtree(folder, ignore_errors=True)  # left by a conversion that was killed
+    for emotion in CLASS_NAMES:
+        (folder / emotion).mkdir(parents=True)
+    return folder
+
+
+def _csv_face(pixels, where):
+    try:
+        values = np.array(pixels.split(), dtype=np.int64)
+    except ValueError:
+        raise UserError(f"{where}: the pixels are not all whole numbers") from None
+    brightest = np.iinfo(np.uint8).max
+    if values.size != IMAGE_SIZE * IMAGE_SIZE:
+        raise UserError(f"{where}: {values.size} grey levels where a face has {IMAGE_SIZE * IMAGE_SIZE} "
+                        f"({IMAGE_SIZE}x{IMAGE_SIZE})")
+    if values.min() < 0 or values.max() > brightest:
+        raise UserError(f"{where}: grey levels from {values.min()} to {values.max()}, outside 0 to {brightest}")
+    return values.astype(np.uint8).reshape(IMAGE_SIZE, IMAGE_SIZE)
+
+
+def _csv_emotion(code, where):
+    if not code.strip().isdigit() or int(code) >= len(CSV_EMOTIONS):
+        raise UserError(f"{where}: emotion {code!r} is not a number from 0 to {len(CSV_EMOTIONS) - 1}")
+    return CSV_EMOTIONS[int(code)]

@@ -116,14 +116,14 @@ def assert_help_explains_itself(result):
             assert "(default:" not in text, text
 
 
-@pytest.mark.parametrize("command", ["recognize", "train", "evaluate"])
+@pytest.mark.parametrize("command", ["recognize", "train", "evaluate", "from_csv"])
 def test_help_explains_itself(cli, command):
     result = cli(command, "--help")
     assert "--debug" in result.stdout and "--version" in result.stdout
     assert_help_explains_itself(result)
 
 
-@pytest.mark.parametrize("command", ["recognize", "train", "evaluate"])
+@pytest.mark.parametrize("command", ["recognize", "train", "evaluate", "from_csv"])
 def test_version_is_the_package_version(cli, command):
     from emotion_recognition import __version__
 
@@ -164,6 +164,18 @@ def test_bad_inputs_give_one_clear_line(cli, tmp_path, astronaut_png, text_file)
     ]
     for args, words in cases:
         assert_clean_error(cli("recognize", *args, "--no-display"), *words)
+
+
+def test_from_csv_writes_the_splits_and_says_how_to_score_the_held_out_one(cli, tmp_path):
+    from test_data import csv_face, write_fer_csv
+
+    write_fer_csv(tmp_path / "fer2013.csv", [(3, csv_face(0), "Training"), (3, csv_face(1), "PrivateTest")])
+    result = cli("from_csv", tmp_path / "fer2013.csv", "--output", tmp_path / "FER2013")
+    assert result.returncode == 0, result.stderr
+    assert f"1 faces in {tmp_path / 'FER2013'}/private_test" in result.stderr
+    assert f"python evaluate.py --data {tmp_path / 'FER2013'}/private_test" in result.stderr
+    assert (tmp_path / "FER2013" / "private_test" / "happy" / "00002.png").is_file()
+    assert_clean_error(cli("from_csv", tmp_path / "missing.csv"), "missing.csv not found", "fer2013.csv")
 
 
 def test_a_model_with_another_class_order_is_refused_in_one_line(cli, tmp_path, astronaut_png, shipped_model):
