@@ -236,6 +236,10 @@ def test_evaluate_json_on_a_class_folder(cli, fer_folder, tmp_path, shipped_mode
     whole = cli("evaluate", "--data", fer_folder, "--json", "--confusion-png", png)
     assert whole.returncode == 0, whole.stderr
     assert json.loads(whole.stdout)["n"] == 28 and "scoring its test/ split" in whole.stderr
+    assert "private_test" not in whole.stderr
+    (fer_folder / "private_test").mkdir()  # as emotion-from-csv writes it: the note points there too
+    whole = cli("evaluate", "--data", fer_folder, "--json", "--confusion-png", png)
+    assert f"--data {fer_folder / 'private_test'} scores the held-back PrivateTest faces" in whole.stderr
 
 
 def test_evaluate_scores_the_emotions_a_folder_has(cli, fer_folder, tmp_path):

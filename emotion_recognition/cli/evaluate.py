@@ -42,7 +42,10 @@ def scored_folder(folder):
     (train/ and test/, the layout train.py takes), which is what scoring a dataset means."""
     folder = Path(folder)
     if (folder / "test").is_dir() and not any((folder / name).is_dir() for name in CLASS_NAMES):
-        print(f"note: {folder} holds the splits of a dataset; scoring its test/ split", file=sys.stderr)
+        held_out = folder / "private_test"  # written by emotion-from-csv
+        print(f"note: {folder} holds the splits of a dataset; scoring its test/ split"
+              + (f" (--data {held_out} scores the held-back PrivateTest faces)" if held_out.is_dir() else ""),
+              file=sys.stderr)
         return folder / "test"
     return folder
 
