@@ -8,6 +8,7 @@
 
 import argparse
 import sys
+from pathlib import Path
 
 from . import HelpFormatter, add_standard_options
 from ..config import DEFAULT_DATA_DIR
@@ -32,11 +33,12 @@ def main(argv=None):
     with friendly_errors(args.debug):
         from ..data import convert_fer_csv
 
-        counts = convert_fer_csv(args.csv, args.output)
+        output = Path(args.output)
+        counts = convert_fer_csv(args.csv, output)
         for split, count in counts.items():
-            print(f"{count:,} faces in {args.output}/{split}", file=sys.stderr)
+            print(f"{count:,} faces in {output / split}", file=sys.stderr)
         if "private_test" in counts:
-            print(f"score a model on the held-out faces with: python evaluate.py --data {args.output}/private_test",
+            print(f"score a model on the held-out faces with: python evaluate.py --data {output / 'private_test'}",
                   file=sys.stderr)
 
 
