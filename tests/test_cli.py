@@ -242,6 +242,17 @@ def test_evaluate_json_on_a_class_folder(cli, fer_folder, tmp_path, shipped_mode
     assert f"--data {fer_folder / 'private_test'} scores the held-back PrivateTest faces" in whole.stderr
 
 
+def test_evaluating_the_shipped_model_leaves_its_shipped_figure_alone(cli, fer_folder, tmp_path, monkeypatch,
+                                                                    shipped_model):
+    shipped_figure = shipped_model.with_suffix(".confusion.png")
+    before = shipped_figure.read_bytes()
+    monkeypatch.chdir(tmp_path)
+    result = cli("evaluate", "--data", fer_folder / "test", "--json")
+    assert result.returncode == 0, result.stderr
+    assert shipped_figure.read_bytes() == before  # still the PublicTest figure the README shows
+    assert (tmp_path / "emotion_detection.confusion.png").stat().st_size > 0
+
+
 def test_evaluate_scores_the_emotions_a_folder_has(cli, fer_folder, tmp_path):
     import shutil
 

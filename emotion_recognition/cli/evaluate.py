@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from . import HelpFormatter, add_standard_options
-from ..config import CLASS_NAMES, DEFAULT_DATA_DIR, DEFAULT_MODEL_PATH
+from ..config import CLASS_NAMES, DEFAULT_DATA_DIR, DEFAULT_MODEL_PATH, MODELS_DIR
 from ..errors import check_writable, friendly_errors
 
 ADVICE = {"no-dataset": "or pass --data DIR"}
@@ -30,7 +30,8 @@ def parse_args(argv=None):
                              "train.py takes, is scored on its test/")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
     parser.add_argument("--confusion-png", metavar="PATH",
-                        help="where the confusion matrix goes (default: <model>.confusion.png beside the model)")
+                        help="where the confusion matrix goes (default: <model>.confusion.png beside the model; for "
+                             "the shipped model, whose PublicTest figure ships with it, in the current folder)")
     parser.add_argument("--batch-size", type=int, default=256,
                         help="faces per prediction call; smaller needs less memory")
     add_standard_options(parser)
@@ -50,6 +51,15 @@ def scored_folder(folder):
     return folder
 
 
+def default_confusion_png(model):
+    """<model>.confusion.png beside the model, except for a model shipped in the package: the figure
+    beside it is its PublicTest one, which the README shows, so a score of other faces goes to the
+    current folder instead (an installed package's folder may not even be writable)."""
+    model = Path(model)
+    png = model.with_suffix(".confusion.png")
+    return Path.cwd() / png.name if model.resolve().parent == MODELS_DIR.resolve() else png
+
+
 def short_path(folder):
     """The last two parts of a folder (FER2013/test): enough to name it, nothing about the machine."""
     return "/".join(Path(folder).resolve().parts[-2:])
@@ -65,7 +75,7 @@ def main(argv=None):
         from ..files import save_figure
         from ..model import load_model
 
-        png = Path(args.confusion_png) if args.confusion_png else Path(args.model).with_suffix(".confusion.png")
+        png = Path(args.confusion_png) if args.confusion_png else default_confusion_png(args.model)
         check_writable(png, "--confusion-png")
         model = load_model(args.model)
         folder = scored_folder(args.data)
