@@ -71,7 +71,7 @@ def check_dataset(data_dir, splits=("train", "test")):
     if not data_dir.is_dir():
         raise UserError(
             f"dataset folder {data_dir} not found; unpack FER2013 there so that it holds train/ and "
-            "test/ (see dataset/README.md)", reason="no-dataset")
+            "test/, or make them from fer2013.csv with emotion-from-csv (see dataset/README.md)", reason="no-dataset")
     for split in splits:
         if not (data_dir / split).is_dir():
             raise UserError(
