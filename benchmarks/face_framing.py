@@ -6,7 +6,8 @@ This checks that the two agree. Each face of the validation slice of `train/` (t
 holds out, never PublicTest) is enlarged to 150-200 px on a grey 640x480 frame, as in speed.py's
 clip; the cascade searches the frame as the recognizer does; the faces it finds are classified by
 the recognizer through its box, through boxes widened about their centre, and through the exact
-square the face was drawn in.
+square the face was drawn in; and, through the box, with each of evaluate.py's test-time views
+(one view, the mirror image, 18 views, ten crops), to see which of them pay in the live path.
 
     python benchmarks/face_framing.py
     python benchmarks/face_framing.py --margins 1.0 1.05 1.1 --json
@@ -94,6 +95,7 @@ def main(argv=None):
     args = parse_args(argv)
     with friendly_errors(args.debug):
         from emotion_recognition import EmotionRecognizer
+        from emotion_recognition.evaluation import TTA_MODES, TTA_VIEW_COUNT, augmented_views
         from emotion_recognition.faces import FaceDetector
         from emotion_recognition.preprocessing import face_pixels
 
@@ -106,6 +108,13 @@ def main(argv=None):
             crops = np.stack([face_pixels(frame, crop_box(frame, box, square)) for _, frame, box, square in found])
             return float((recognizer.classify(crops).argmax(axis=1) == truth).mean())
 
+        def accuracy_with_views(mode):
+            crops = np.stack([face_pixels(frame, box) for _, frame, box, _ in found])
+            # The classifier itself, one view per call: the recognizer would add its own mirror image.
+            views = [recognizer.classifier(view[..., None].astype(np.float32))
+                     for view in augmented_views(crops, mode)]
+            return float((np.mean(views, axis=0).argmax(axis=1) == truth).mean())
+
         geometry = np.array([(bw / side, (bx + bw / 2 - x) / side - 0.5, (by + bh / 2 - y) / side - 0.5)
                              for _, _, (bx, by, bw, bh), (x, y, side) in found])
         result = {
@@ -117,6 +126,7 @@ def main(argv=None):
             "accuracy_square": accuracy(lambda frame, box, square: (square[0], square[1], square[2], square[2])),
             "accuracy_by_margin": {str(m): accuracy(lambda frame, box, square, m=m: widened(box, m, frame.shape))
                                    for m in args.margins},
+            "accuracy_through_box_by_views": {mode: accuracy_with_views(mode) for mode in TTA_MODES},
         }
         if args.json:
             print(json.dumps(result))
@@ -130,6 +140,10 @@ def main(argv=None):
         for margin, value in result["accuracy_by_margin"].items():
             print(f"{'the box' if float(margin) == 1.0 else f'the box x{margin}':<34} {value:.4f}")
         print(f"{'the exact square':<34} {result['accuracy_square']:.4f}")
+        names = {"none": "one view", "mirror": "with the mirror image", "full": f"{TTA_VIEW_COUNT} views",
+                 "ten-crop": "ten crops"}
+        print("through the box, by test-time views: " + ", ".join(
+            f"{names[mode]} {value:.4f}" for mode, value in result["accuracy_through_box_by_views"].items()))
 
 
 if __name__ == "__main__":

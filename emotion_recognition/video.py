@@ -276,14 +276,16 @@ class FrameRate:
 
 
 def run_stream(recognizer, source, output=None, display=True, as_json=False, max_frames=None, every=1,
-               half_life=HALF_LIFE, bars=True, reconnect_s=RECONNECT_S):
+               half_life=HALF_LIFE, bars=True, reconnect_s=RECONNECT_S, selfie=False):
     """Recognize emotions in the frames of a camera, a network stream or a video file until it ends,
     or q, Esc or the window's close button.
 
     Faces are tracked from frame to frame (ids) and their probabilities smoothed over `half_life`
     seconds of the stream's time (None: off). every=N classifies every Nth frame (the others are
     skipped undecoded). In a window, a file plays at its own frame rate. A live network stream that
-    stops is opened again for up to `reconnect_s` seconds. Returns a summary dict (frames, faces,
+    stops is opened again for up to `reconnect_s` seconds. selfie: every frame is mirrored left to
+    right before anything else, so the window, the output video and the boxes show it as a mirror
+    does (as video calls show you to yourself). Returns a summary dict (frames, faces,
     seconds, fps; live and source_ended: whether it was a camera or live stream, and whether it ended
     by itself; for a live network stream also dropped, the frames that arrived while others were
     being classified, and reconnects). The capture and the output video are always released, so a
@@ -318,6 +320,8 @@ def run_stream(recognizer, source, output=None, display=True, as_json=False, max
     started = time.perf_counter()
     try:
         while ok and (max_frames is None or frames < max_frames):
+            if selfie:
+                frame = cv2.flip(frame, 1)
             seconds = clock.time(index)
             faces = stream.detect(frame, seconds)
             if as_json:

@@ -161,6 +161,7 @@ def test_bad_inputs_give_one_clear_line(cli, tmp_path, astronaut_png, text_file)
         (["--min-face", "0"], ["--min-face must be at least 1", "not 0"]),
         (["--max-frames", "0"], ["--max-frames must be 1 or more", "not 0"]),
         (["--reconnect", "-2"], ["--reconnect must be 0 or more seconds", "not -2"]),
+        (["--image", astronaut_png, "--selfie"], ["--selfie mirrors a camera or a video"]),
     ]
     for args, words in cases:
         assert_clean_error(cli("recognize", *args, "--no-display"), *words)

@@ -145,6 +145,25 @@ def test_every_nth_frame_keeps_the_source_frame_numbers_and_times(cli, face_vide
     written.release()
 
 
+def test_selfie_shows_the_video_mirrored_with_its_boxes(cli, face_video, tmp_path):
+    plain = json_lines(cli("recognize", "--source", face_video, "--no-display", "--json"))
+    output = tmp_path / "selfie.mp4"
+    selfie = json_lines(cli("recognize", "--source", face_video, "--no-display", "--json", "--selfie",
+                            "--output", output))
+    width = video_frames(face_video)[0].shape[1]
+    for before, after in zip(plain, selfie):
+        (x, y, w, h), = [face["box"] for face in before["faces"]]
+        (mirrored_x, mirrored_y, mirrored_w, _), = [face["box"] for face in after["faces"]]
+        # The face drifts right in the video, so left in the selfie view; the same box, mirrored.
+        assert abs(mirrored_x - (width - x - w)) <= 0.1 * w and abs(mirrored_y - y) <= 0.1 * h
+    # The written picture is the mirrored one: inside the face's box (less its outline) it is the source
+    # frame mirrored, up to the codec's loss.
+    (x, y, w, h), = [face["box"] for face in selfie[0]["faces"]]
+    inside = np.s_[y + 5:y + h - 5, x + 5:x + w - 5]
+    written, mirrored = video_frames(output)[0][inside], cv2.flip(video_frames(face_video)[0], 1)[inside]
+    assert np.abs(written.astype(int) - mirrored).mean() < 10
+
+
 # --- Folders -----------------------------------------------------------------------------------------
 
 @pytest.fixture

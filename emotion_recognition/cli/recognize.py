@@ -1,6 +1,7 @@
 """Recognize facial emotions live from a webcam, in a video file, or in images.
 
     emotion-recognition                           # webcam 0, in a window; q, Esc or its close button quits
+    emotion-recognition --selfie                  # the same, mirrored, as video calls show you to yourself
     emotion-recognition --source clip.mp4 --no-display --output annotated.mp4
     emotion-recognition --source rtsp://192.168.1.20:554/stream   # a network camera's stream
     emotion-recognition --image photo.jpg --json --no-display
@@ -71,6 +72,9 @@ def parse_args(argv=None):
     stream.add_argument("--reconnect", type=float, default=sources.RECONNECT_S, metavar="SECONDS",
                         help="a network stream that stops is opened again for up to this long (Wi-Fi cameras drop "
                              "out for moments, phone apps while the screen locks); 0 ends the run at once")
+    stream.add_argument("--selfie", action="store_true",
+                        help="show the picture mirrored, as video calls show you to yourself (move left, it "
+                             "moves left); the --output video and the JSON boxes are of the mirrored picture")
     detection = parser.add_argument_group("face detection")
     detection.add_argument("--min-face", type=int, default=MIN_FACE, metavar="PX",
                            help="smallest face looked for, in frame pixels; smaller values find faces further "
@@ -93,6 +97,8 @@ def check_options(args):
         raise UserError(f"--reconnect must be 0 or more seconds, not {args.reconnect:g}")
     if args.max_frames is not None and args.max_frames < 1:
         raise UserError(f"--max-frames must be 1 or more, not {args.max_frames}")
+    if args.selfie and args.image:
+        raise UserError("--selfie mirrors a camera or a video; a photo is shown as it was taken")
 
 
 def main(argv=None):
@@ -132,7 +138,7 @@ def main(argv=None):
         summary = video.run_stream(recognizer, args.source, output=args.output, display=display,
                                    as_json=args.json, max_frames=args.max_frames, every=args.every,
                                    half_life=None if args.no_smoothing else args.half_life, bars=args.bars,
-                                   reconnect_s=args.reconnect)
+                                   reconnect_s=args.reconnect, selfie=args.selfie)
         if summary["live"] and summary["source_ended"]:  # else a window that closes by itself is a mystery
             why = "" if args.source.isdigit() else f" (it ended, or sent none for {sources.STREAM_TIMEOUT_S} s)"
             if why and args.reconnect > 0:
