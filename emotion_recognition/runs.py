@@ -140,6 +140,51 @@ class StopWhenInterrupted(keras.callbacks.Callback):
         self.interrupts.check()
 
 
+class RunProgress(keras.callbacks.Callback):
+    """One line per finished epoch for a long run: the best epoch so far and about how long is left.
+
+    Printed when the next epoch begins (and when training ends), so that it follows Keras' own line
+    for the epoch instead of cutting into its progress bar. epochs_after: the epochs of the models
+    still to train after this one, which the time left includes."""
+
+    # The median of the last few epochs: steady, yet it follows a machine that got busier or freer.
+    RECENT_EPOCHS = 10
+
+    def __init__(self, state, label="", epochs_after=0):
+        super().__init__()
+        self.state, self.label, self.epochs_after = state, label, epochs_after
+        self.reported = state.epochs_done
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.report()
+
+    def on_train_end(self, logs=None):
+        self.report()
+
+    def report(self):
+        state = self.state
+        if state.epochs_done == self.reported or not state.history:
+            return
+        self.reported = state.epochs_done
+        epochs = self.params["epochs"]
+        seconds = sorted(entry["seconds"] for entry in state.history[-self.RECENT_EPOCHS:])
+        left = seconds[len(seconds) // 2] * (epochs - state.epochs_done + self.epochs_after)
+        best = (f"best validation accuracy {state.best_val_accuracy:.2%} at epoch {state.best_epoch}"
+                if state.best_epoch else "no validation accuracy yet")
+        print(f"epoch {state.epochs_done}/{epochs}{self.label}: {best}; {time_left(left)}", flush=True)
+
+
+def time_left(seconds):
+    """'done', 'under a minute to go', 'about 12 min to go', 'about 3 h 05 min to go': as precise as
+    an estimate deserves."""
+    if not seconds:
+        return "done"
+    minutes = round(seconds / 60)
+    if minutes < 1:
+        return "under a minute to go"
+    return f"about {minutes} min to go" if minutes < 60 else f"about {minutes // 60} h {minutes % 60:02d} min to go"
+
+
 class EpochCheckpoint(keras.callbacks.Callback):
     """After every epoch: the last checkpoint, the best model by validation accuracy, the log, and
     the curves so far drawn by plot (training.plot_history's signature: it returns a Matplotlib Figure)."""

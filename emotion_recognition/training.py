@@ -21,7 +21,7 @@ from .errors import UserError, ensure_folder
 from .files import save_figure, write_json_atomic
 from .model import (BASE_WIDTH, CROP_SIZE, DENSE_DROPOUT, DENSE_UNITS, STAGE_DROPOUT, average_models, build_model,
                     load_model, save_model_atomic)
-from .runs import DeferredInterrupts, EpochCheckpoint, RunFiles, RunState, StopWhenInterrupted
+from .runs import DeferredInterrupts, EpochCheckpoint, RunFiles, RunProgress, RunState, StopWhenInterrupted
 
 OPTIMIZERS = ("sgd", "adamw")
 
@@ -190,7 +190,9 @@ def train(config, resume=False, restart=False, verbose=1, devices=None, mixed_pr
         if len(runs) > 1:
             print(f"Model {number} of {len(runs)} (seed {member_config(config, number).seed}), in {files.dir}")
         states.append(train_run(member_config(config, number), files, faces, hardware, mixed_precision, verbose,
-                                resume=resume and files.exists(), first=number == 1))
+                                resume=resume and files.exists(), first=number == 1,
+                                label=f" of model {number}/{len(runs)}" if len(runs) > 1 else "",
+                                epochs_after=(len(runs) - number) * config.epochs))
     return publish_and_score(config, runs, states, faces["validation"], verbose)
 
 
@@ -216,12 +218,14 @@ def saved_recipe(run_dir):
     raise UserError(f"nothing to resume in {run_dir}", reason="nothing-to-resume")
 
 
-def train_run(config, files, faces, hardware, mixed_precision, verbose, resume, first=True):
+def train_run(config, files, faces, hardware, mixed_precision, verbose, resume, first=True, label="",
+              epochs_after=0):
     """Train one model in its run folder, from its first epoch or where it stopped; returns its RunState.
 
     faces: {"train": (images, labels), "validation": (images, labels)}, uint8 faces (n, 48, 48).
     first: whether it is the first model of the run (an interruption before its first epoch then
-    leaves nothing to keep).
+    leaves nothing to keep). label and epochs_after: for the line after each epoch (RunProgress),
+    which model this is and how many epochs the models after it will train.
     """
     state = files.read() if resume else RunState(config=asdict(config))
     mixed = uses_mixed_precision(mixed_precision, hardware)
@@ -280,7 +284,8 @@ def train_run(config, files, faces, hardware, mixed_precision, verbose, resume, 
                 model.fit(batches, validation_data=(x_val, y_val), validation_batch_size=global_batch,
                           epochs=config.epochs, initial_epoch=state.epochs_done,
                           callbacks=[StopWhenInterrupted(interrupts),
-                                     EpochCheckpoint(files, state, interrupts, published_form, plot_history)],
+                                     EpochCheckpoint(files, state, interrupts, published_form, plot_history)]
+                          + ([RunProgress(state, label, epochs_after)] if verbose else []),
                           verbose=verbose)
     except KeyboardInterrupt:
         state = files.read() if files.state_file.is_file() else state

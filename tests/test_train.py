@@ -18,6 +18,9 @@ def test_train_one_epoch_writes_a_model_that_honours_the_contract(cli, fer_folde
     # Printing to a file (as a run in the background does), each epoch is one line, not a progress bar.
     assert re.search(r"^(\d+)/\1 - .*val_accuracy", result.stdout, re.MULTILINE), result.stdout
     assert "\x1b[" not in result.stdout and "\r" not in result.stdout
+    # After Keras' line for the epoch, the run's own: the best epoch so far and the time left.
+    assert re.search(r"val_accuracy.*\nepoch 1/1: best validation accuracy [\d.]+% at epoch 1; done\n",
+                     result.stdout), result.stdout
     model = keras.models.load_model(output, compile=False, safe_mode=True)
     assert model.input_shape == (None, 48, 48, 1) and model.output_shape == (None, 7)
     probabilities = np.asarray(model(np.random.default_rng(1).integers(0, 256, (3, 48, 48, 1)).astype("float32")))
@@ -43,6 +46,24 @@ def test_train_one_epoch_writes_a_model_that_honours_the_contract(cli, fer_folde
     state = json.loads((tmp_path / "runs" / "m" / "state.json").read_text())
     assert state["epochs_done"] == 1 and state["session_starts"] == [0]
     assert json.loads((tmp_path / "m.metrics.json").read_text())["times_resumed"] == 0
+
+
+def test_the_line_after_each_epoch_counts_the_models_still_to_train(capsys):
+    from emotion_recognition.runs import RunProgress, RunState, time_left
+
+    state = RunState(config={})
+    progress = RunProgress(state, label=" of model 1/2", epochs_after=10)
+    progress.set_params({"epochs": 10})
+    progress.on_epoch_begin(0)  # nothing done yet: no line
+    state.epochs_done, state.best_epoch, state.best_val_accuracy = 3, 2, 0.5
+    state.history = [{"seconds": seconds} for seconds in (90, 60, 61, 59)]
+    progress.on_epoch_begin(3)
+    progress.on_epoch_begin(3)  # nothing new: no second line
+    # 7 epochs of this model and 10 of the next, at the median epoch's 61 s (the slow first one aside).
+    assert capsys.readouterr().out == ("epoch 3/10 of model 1/2: best validation accuracy 50.00% at epoch 2; "
+                                       "about 17 min to go\n")
+    assert [time_left(seconds) for seconds in (0, 20, 17 * 60, 3 * 3600 + 5 * 60)] == [
+        "done", "under a minute to go", "about 17 min to go", "about 3 h 05 min to go"]
 
 
 def test_resume_without_a_run_is_refused(cli, fer_folder, tmp_path):
