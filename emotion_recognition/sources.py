@@ -20,6 +20,11 @@ STREAM_TIMEOUT_S = 10
 # Wi-Fi cameras drop out for moments, and a phone's webcam app stops while the phone locks its screen.
 RECONNECT_S = 30
 RECONNECT_PAUSE_S = 1.0  # between tries, so that a refused address is not asked hundreds of times a second
+# A camera may give no frame for a moment: many send their first a second or more after they open,
+# and some miss one now and then, which OpenCV reports like a camera that has gone. Only one that
+# gives nothing for this long has stopped.
+CAMERA_PATIENCE_S = 5.0
+RETRY_PAUSE_S = 0.02  # between reads of a camera that gave no frame
 
 
 def is_stream_url(source):
@@ -42,9 +47,10 @@ def describe(source):
 def open_source(source, reconnect_s=RECONNECT_S):
     """Open a camera index ('0'), a network stream's address or a video file, or raise a clear error.
 
-    Returns (capture, live): live for a camera or a live stream, whose frames come in real time; a
-    live stream is read through LatestFrame, which opens it again for up to `reconnect_s` seconds
-    when it stops. A URL of a recorded video (one with a frame count) is read like a file."""
+    Returns (capture, live): live for a camera or a live stream, whose frames come in real time. A
+    camera is read through PatientCamera, which waits out a moment without frames; a live stream
+    through LatestFrame, which opens it again for up to `reconnect_s` seconds when it stops. A URL
+    of a recorded video (one with a frame count) is read like a file."""
     is_camera, is_url = str(source).isdigit(), is_stream_url(source)
     if not (is_camera or is_url) and not Path(source).is_file():
         raise UserError(f"video file {source} not found; pass a camera index such as 0, a stream's address "
@@ -60,10 +66,12 @@ def open_source(source, reconnect_s=RECONNECT_S):
                             "or no video there; check the address, and that the camera is on and reachable from "
                             "this computer", reason="no-stream")
         raise UserError(f"cannot read video {source}: OpenCV cannot decode it; check the file or convert it to MP4")
+    if is_camera:
+        return PatientCamera(capture), True
     if is_url and not capture.get(cv2.CAP_PROP_FRAME_COUNT) > 0:  # a live stream has no frame count
         return LatestFrame(capture, reopen=lambda: _reopen(source), reconnect_s=reconnect_s,
                            name=describe(source)), True
-    return capture, is_camera
+    return capture, False
 
 
 def _capture(source, is_camera, is_url):
@@ -96,6 +104,38 @@ def _reopen(address):
     return None
 
 
+class PatientCamera:
+    """A camera whose read() and grab() wait out a moment without frames, up to CAMERA_PATIENCE_S,
+    before they report that it has stopped.
+
+    It is read where it was opened, on the main thread: on macOS, OpenCV's cameras are not to be
+    used from another thread (and a camera is not opened again after it stops, which has crashed
+    there, opencv/opencv#8091)."""
+
+    def __init__(self, capture):
+        self.capture = capture
+
+    def _patiently(self, attempt):
+        silent_since = time.monotonic()
+        while True:
+            ok, frame = attempt()
+            if ok or time.monotonic() - silent_since >= CAMERA_PATIENCE_S:
+                return ok, frame
+            time.sleep(RETRY_PAUSE_S)
+
+    def read(self):
+        return self._patiently(self.capture.read)
+
+    def grab(self):
+        return self._patiently(lambda: (self.capture.grab(), None))[0]
+
+    def get(self, prop):
+        return self.capture.get(prop)
+
+    def release(self):
+        self.capture.release()
+
+
 class LatestFrame:
     """A live stream, read on a thread of its own that keeps only the newest frame.
 
@@ -106,9 +146,11 @@ class LatestFrame:
     taken, and answer False once the stream has ended.
 
     A stream that stops (it ended, or sent nothing for STREAM_TIMEOUT_S) is opened again with
-    `reopen()` (a new capture, or None) every RECONNECT_PAUSE_S for up to `reconnect_s` seconds;
-    `reconnecting` tells while it is, `reconnects` counts those that came back. What happens is
-    said on stderr, naming the stream as `name`.
+    `reopen()` (a new capture, or None) every RECONNECT_PAUSE_S for up to `reconnect_s` seconds from
+    the moment it stopped, until a frame comes again (a stream that opens but sends nothing is still
+    away), and only once it has sent a frame (one that never did is not working). `reconnecting`
+    tells while it is away, `reconnects` counts the times it came back. What happens is said on
+    stderr, naming the stream as `name`.
     """
 
     STALLED_S = 1.0  # a read that takes longer than this (any live stream's frame interval) has stalled
@@ -119,46 +161,52 @@ class LatestFrame:
         self.fps = capture.get(cv2.CAP_PROP_FPS)
         self.changed = threading.Condition()
         self.frame, self.fresh, self.ended, self.dropped = None, False, False, 0
-        self.reconnecting, self.reconnects = False, 0
+        self.reconnecting, self.reconnects, self.lost_at = False, 0, None
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._read_until_end, daemon=True)
         self.thread.start()
 
     def _read_until_end(self):
-        while not self.stopping.is_set():
-            ok, frame = self.capture.read()
-            if not ok:
-                if self._reconnect():
-                    continue
-                break
+        try:
+            while not self.stopping.is_set():
+                ok, frame = self.capture.read()
+                if not ok:
+                    if self._reconnect():
+                        continue
+                    break
+                with self.changed:
+                    if self.reconnecting:
+                        print(f"{self.name} reconnected after {time.monotonic() - self.lost_at:.1f} s",
+                              file=sys.stderr, flush=True)
+                        self.reconnecting, self.reconnects = False, self.reconnects + 1
+                    self.dropped += self.fresh  # the previous frame was never taken
+                    self.frame, self.fresh = frame, True
+                    self.changed.notify_all()
+        finally:  # whatever happens here, the reader of frames must not wait for ever
             with self.changed:
-                self.dropped += self.fresh  # the previous frame was never taken
-                self.frame, self.fresh = frame, True
+                self.ended = True
                 self.changed.notify_all()
-        with self.changed:
-            self.ended = True
-            self.changed.notify_all()
 
     def _reconnect(self):
-        """Open the stream again, for up to reconnect_s seconds; True once it is back."""
-        if self.reopen is None or self.reconnect_s <= 0 or self.stopping.is_set():
+        """Open the stream again, within reconnect_s seconds of when it stopped; True once it is open
+        (it is back when a frame comes)."""
+        if self.reopen is None or self.reconnect_s <= 0 or self.frame is None or self.stopping.is_set():
             return False
-        print(f"{self.name} stopped sending frames; trying to reconnect for up to {self.reconnect_s:g} s",
-              file=sys.stderr, flush=True)
-        self.reconnecting, lost = True, time.monotonic()
-        try:
-            while time.monotonic() - lost < self.reconnect_s and not self.stopping.is_set():
-                capture = self.reopen()
-                if capture is not None:
-                    self.capture.release()
-                    self.capture, self.reconnects = capture, self.reconnects + 1
-                    print(f"{self.name} reconnected after {time.monotonic() - lost:.1f} s", file=sys.stderr,
-                          flush=True)
-                    return True
-                self.stopping.wait(RECONNECT_PAUSE_S)
-            return False
-        finally:
-            self.reconnecting = False
+        if not self.reconnecting:
+            print(f"{self.name} stopped sending frames; trying to reconnect for up to {self.reconnect_s:g} s",
+                  file=sys.stderr, flush=True)
+            self.reconnecting, self.lost_at = True, time.monotonic()
+        else:  # opened again, but it gave nothing: pause as between any two tries
+            self.stopping.wait(RECONNECT_PAUSE_S)
+        while time.monotonic() - self.lost_at < self.reconnect_s and not self.stopping.is_set():
+            capture = self.reopen()
+            if capture is not None:
+                self.capture.release()
+                self.capture = capture
+                return True
+            self.stopping.wait(RECONNECT_PAUSE_S)
+        self.reconnecting = False
+        return False
 
     def wait(self, seconds):
         """Wait up to `seconds` for what read() would answer at once (a new frame, or the end); True if it came."""

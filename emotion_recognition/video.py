@@ -13,6 +13,7 @@ import numpy as np
 from .errors import UserError, check_writable, ensure_folder
 from .files import write_atomic
 from .preprocessing import decode_image
+from . import sources
 from .sources import RECONNECT_S, LatestFrame, StreamClock, describe, open_source
 from .tracking import HALF_LIFE
 
@@ -283,7 +284,8 @@ def run_stream(recognizer, source, output=None, display=True, as_json=False, max
     Faces are tracked from frame to frame (ids) and their probabilities smoothed over `half_life`
     seconds of the stream's time (None: off). every=N classifies every Nth frame (the others are
     skipped undecoded). In a window, a file plays at its own frame rate. A live network stream that
-    stops is opened again for up to `reconnect_s` seconds. selfie: every frame is mirrored left to
+    stops is opened again for up to `reconnect_s` seconds; a camera that gives no frame is waited for
+    a few seconds before it counts as stopped. selfie: every frame is mirrored left to
     right before anything else, so the window, the output video and the boxes show it as a mirror
     does (as video calls show you to yourself). Returns a summary dict (frames, faces,
     seconds, fps; live and source_ended: whether it was a camera or live stream, and whether it ended
@@ -301,8 +303,11 @@ def run_stream(recognizer, source, output=None, display=True, as_json=False, max
     ok, frame = capture.read()
     if not ok:
         capture.release()
-        if live:
-            what = f"{describe(source)} gave no frames; check that it is a working camera or video stream"
+        if str(source).isdigit():
+            what = (f"camera {source} gave no frames within {sources.CAMERA_PATIENCE_S:g} s; check that no other "
+                    "program is using it (and on macOS, that the terminal may use the camera)")
+        elif live:
+            what = f"{describe(source)} gave no frames; check that it is a working video stream"
         else:
             what = f"cannot read video {source}: no frame decodes; check the file"
         raise UserError(what, reason="no-frames")

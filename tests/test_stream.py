@@ -529,6 +529,87 @@ def test_a_live_stream_that_stops_is_opened_again_and_read_on(monkeypatch):
     latest.release()
 
 
+def test_a_source_that_opens_again_but_gives_nothing_is_still_away(monkeypatch, capfd):
+    from emotion_recognition import sources
+
+    monkeypatch.setattr(sources, "RECONNECT_PAUSE_S", 0.01)
+    first, reopened = ScriptedCapture(), []
+
+    def reopen():  # it answers every time, and gives no frame
+        capture = ScriptedCapture()
+        capture.queue.put(None)
+        reopened.append(capture)
+        return capture
+
+    latest = sources.LatestFrame(first, reopen=reopen, reconnect_s=0.5, name="camera 0")
+    first.queue.put(1)
+    assert latest.read() == (True, 1)
+    first.queue.put(None)
+    started = time.monotonic()
+    assert latest.read() == (False, None)  # the reconnection's 0.5 s counts from when it stopped
+    assert time.monotonic() - started < 5 and len(reopened) > 2 and latest.reconnects == 0
+    err = capfd.readouterr().err
+    assert err.count("camera 0 stopped sending frames; trying to reconnect") == 1 and "reconnected" not in err
+    latest.release()
+
+
+def test_a_stream_that_never_sent_a_frame_is_not_opened_again():
+    from emotion_recognition import sources
+
+    capture, opened = ScriptedCapture(), []
+    capture.queue.put(None)
+    latest = sources.LatestFrame(capture, reopen=lambda: opened.append(1), reconnect_s=10)
+    assert latest.read() == (False, None) and not opened  # not working: said at once, not after 10 s
+    latest.release()
+
+
+class FakeCamera:
+    """A camera at 50 frames/s whose reads hand over `script` in order: a frame, or None for a read
+    that gives none. Once the script is used up it gives none for ever, as an unplugged camera does."""
+
+    def __init__(self, script):
+        self.script, self.opened = list(script), True
+
+    def isOpened(self):
+        return self.opened
+
+    def read(self):
+        time.sleep(0.02)
+        frame = self.script.pop(0) if self.script else None
+        return (False, None) if frame is None else (True, frame.copy())
+
+    def get(self, prop):
+        return 0.0
+
+    def release(self):
+        self.opened = False
+
+
+def test_a_camera_is_waited_for_while_it_warms_up_or_misses_a_frame(cli, face_video, monkeypatch):
+    from emotion_recognition import sources
+
+    monkeypatch.setattr(sources, "CAMERA_PATIENCE_S", 0.5)
+    frames = video_frames(face_video)
+    # Four reads without a frame at first and two in the middle, then none for good (unplugged).
+    camera = FakeCamera([None] * 4 + frames[:6] + [None] * 2 + frames[6:])
+    monkeypatch.setattr(sources, "_capture", lambda *source: camera)
+    result = cli("recognize", "--source", "0", "--no-display", "--json")
+    records = json_lines(result)
+    assert len(records) == len(frames) and all(len(record["faces"]) == 1 for record in records)
+    assert "camera 0 stopped sending frames (none for 0.5 s)" in result.stderr and not camera.opened
+
+
+def test_a_camera_that_never_gives_a_frame_is_a_clear_error_soon(cli, monkeypatch):
+    from emotion_recognition import sources
+
+    monkeypatch.setattr(sources, "CAMERA_PATIENCE_S", 0.3)
+    monkeypatch.setattr(sources, "_capture", lambda *source: FakeCamera([]))
+    started = time.monotonic()
+    result = cli("recognize", "--source", "0", "--no-display")
+    assert_clean_error(result, "camera 0 gave no frames within 0.3 s", "no other program is using it")
+    assert "reconnect" not in result.stderr and time.monotonic() - started < 10  # not the 30 s of --reconnect
+
+
 def test_the_window_answers_while_a_live_stream_is_late_and_says_it_reconnects(monkeypatch):
     from emotion_recognition.sources import LatestFrame
     from emotion_recognition.video import Window, wait_in_window
@@ -542,7 +623,7 @@ def test_the_window_answers_while_a_live_stream_is_late_and_says_it_reconnects(m
     latest, frame = LatestFrame(capture), np.zeros((120, 160, 3), np.uint8)
     assert wait_in_window(Window(), latest, frame)  # no frame comes; q still stops the run
     assert len(shown) == 3 and not shown[0].any()  # the last frame, as it was
-    latest.reconnecting = True
+    latest.reconnecting, latest.lost_at = True, time.monotonic()
     gui.keys = [ord("q")]
     assert wait_in_window(Window(), latest, frame)
     assert shown[-1].any() and not frame.any()  # the notice, on a copy

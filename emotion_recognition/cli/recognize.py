@@ -140,9 +140,12 @@ def main(argv=None):
                                    half_life=None if args.no_smoothing else args.half_life, bars=args.bars,
                                    reconnect_s=args.reconnect, selfie=args.selfie)
         if summary["live"] and summary["source_ended"]:  # else a window that closes by itself is a mystery
-            why = "" if args.source.isdigit() else f" (it ended, or sent none for {sources.STREAM_TIMEOUT_S} s)"
-            if why and args.reconnect > 0:
-                why += f" and did not come back within {args.reconnect:g} s"
+            if args.source.isdigit():
+                why = f" (none for {sources.CAMERA_PATIENCE_S:g} s)"
+            else:
+                why = f" (it ended, or sent none for {sources.STREAM_TIMEOUT_S} s)"
+                if args.reconnect > 0:
+                    why += f" and did not come back within {args.reconnect:g} s"
             print(f"{sources.describe(args.source)} stopped sending frames{why}", file=sys.stderr)
         if summary.get("dropped"):
             print(f"{summary['dropped']} frames of the stream arrived while others were being classified and "
