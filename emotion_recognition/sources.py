@@ -108,9 +108,9 @@ class PatientCamera:
     """A camera whose read() and grab() wait out a moment without frames, up to CAMERA_PATIENCE_S,
     before they report that it has stopped.
 
-    It is read where it was opened, on the main thread: on macOS, OpenCV's cameras are not to be
-    used from another thread (and a camera is not opened again after it stops, which has crashed
-    there, opencv/opencv#8091)."""
+    It is read where it was opened, on the main thread: on macOS, OpenCV's cameras have given no
+    frames when read from another thread (opencv/opencv#4473), and opening one again after it
+    stopped has crashed there (opencv/opencv#8091), so an unplugged camera is not reopened."""
 
     def __init__(self, capture):
         self.capture = capture
