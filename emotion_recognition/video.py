@@ -78,6 +78,7 @@ def annotate(frame, faces, fps=None, bars=True):
     frame (DRAWING_REFERENCE_SIZE)."""
     scale, px = drawing_units(frame)
     line = px(LINE_WIDTH)
+    taken = []  # what the bars should not cover: every face with its label, and the panels drawn so far
     for face in faces:
         x, y, w, h = face.box
         label = f"{face.emotion} {face.confidence:.0%}"
@@ -86,8 +87,12 @@ def annotate(frame, faces, fps=None, bars=True):
         top = max(y - text_h - baseline - px(4), 0)
         cv2.rectangle(frame, (x, top), (x + text_w + px(6), top + text_h + baseline + px(4)), BOX_COLOR, cv2.FILLED)
         cv2.putText(frame, label, (x + px(3), top + text_h + px(2)), FONT, LABEL_FONT_SCALE * scale, TEXT_COLOR, line)
-        if bars:
-            draw_bars(frame, face, px, scale)
+        taken.append((x, top, max(w, text_w + px(6)), y + h - top))
+    if bars:
+        for face, area in zip(faces, list(taken)):
+            panel = draw_bars(frame, face, px, scale, taken, area)
+            if panel:
+                taken.append(panel)
     if fps is not None:
         outlined_text(frame, f"{fps:.1f} fps", (px(10), px(25)), FPS_FONT_SCALE * scale, line)
     return frame
@@ -113,20 +118,34 @@ def draw_notice(frame, text):
     return frame
 
 
-def draw_bars(frame, face, px, scale):
+def overlap_area(a, b):
+    """The area two rectangles (x, y, w, h) share."""
+    width = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    height = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    return max(0, width) * max(0, height)
+
+
+def draw_bars(frame, face, px, scale, taken=(), area=None):
     """The face's probabilities as bars on a dark panel: right of its box, else left of it, else
-    below it, wherever the frame has room; over the face where it has none (a face that fills the
-    frame); nothing where the frame is smaller than the panel."""
+    below it, else above its label (`area`: the box and its label, x, y, w, h), wherever the frame has
+    room and the panel covers the least of `taken` (rectangles x, y, w, h: the faces, their labels and
+    the panels drawn before); over the face where the frame has no room (a face that fills it);
+    nothing where the frame is smaller than the panel. Returns the panel's rectangle, or None."""
     x, y, w, h = face.box
+    area_top = (area or face.box)[1]
     gap, row = px(BARS_GAP), px(BARS_ROW_HEIGHT)
     width, height = px(BARS_WIDTH), row * len(face.probabilities) + 2 * gap
     frame_h, frame_w = frame.shape[:2]
     if width > frame_w or height > frame_h:
-        return
+        return None
     beside = min(max(y, 0), frame_h - height)  # the top of a panel beside the face, inside the frame
-    places = [(x + w + gap, beside), (x - gap - width, beside), (min(max(x, 0), frame_w - width), y + h + gap)]
-    left, top = next(((left, top) for left, top in places if 0 <= left <= frame_w - width and top <= frame_h - height),
-                     (frame_w - width, beside))
+    places = [(left, top) for left, top in
+              [(x + w + gap, beside), (x - gap - width, beside), (min(max(x, 0), frame_w - width), y + h + gap),
+               (min(max(x, 0), frame_w - width), area_top - gap - height)]
+              if 0 <= left <= frame_w - width and 0 <= top <= frame_h - height]
+    # The first place that covers nothing else, else the one that covers least (ties: the earlier).
+    left, top = min(places, key=lambda place: sum(overlap_area((*place, width, height), other) for other in taken),
+                    default=(frame_w - width, beside))
     panel = frame[top:top + height, left:left + width]
     panel[:] = cv2.convertScaleAbs(panel, alpha=1 - BARS_OPACITY, beta=BARS_OPACITY * BARS_BACKGROUND)  # blended
     bar_left, longest = left + px(BARS_NAME_WIDTH), width - px(BARS_NAME_WIDTH) - gap
@@ -137,6 +156,7 @@ def draw_bars(frame, face, px, scale):
         if probability * longest >= 1:
             cv2.rectangle(frame, (bar_left, row_top + px(3)), (bar_left + round(probability * longest) - 1,
                                                                row_top + row - px(3)), color, cv2.FILLED)
+    return left, top, width, height
 
 
 def faces_json(faces, **key):

@@ -341,6 +341,30 @@ def test_bars_beside_a_face_show_each_probability_in_proportion():
     assert (frame[223:] == BOX_COLOR).all(axis=2).any() and (frame[223:] == BAR_COLOR).all(axis=2).any()
 
 
+def test_bars_keep_clear_of_other_faces_and_their_bars_where_the_frame_has_room(monkeypatch):
+    from emotion_recognition import video
+    from emotion_recognition.recognizer import Face
+
+    panels, draw_bars = [], video.draw_bars
+    monkeypatch.setattr(video, "draw_bars", lambda *args: panels.append(draw_bars(*args)) or panels[-1])
+    boxes = [(60, 100, 150, 150), (470, 100, 150, 150)]  # the second has no room on its right
+    video.annotate(np.zeros((480, 640, 3), np.uint8), [Face.from_probabilities(box, np.eye(7)[3]) for box in boxes])
+    (left_x, _, left_w, _), (x, y, _, _) = panels
+    assert left_x == 60 + 150 + video.BARS_GAP  # the first face's bars on its right, as ever
+    # Left of the second face they would cover the first face's bars: they go below it instead.
+    assert (x, y) == (470, 100 + 150 + video.BARS_GAP)
+    assert not any(video.overlap_area(panel, other) for panel in panels for other in panels + boxes
+                   if other is not panel)
+    # With no room below either (the faces low in the frame), above the face's label.
+    panels.clear()
+    boxes = [(60, 300, 150, 150), (470, 300, 150, 150)]
+    video.annotate(np.zeros((480, 640, 3), np.uint8), [Face.from_probabilities(box, np.eye(7)[3]) for box in boxes])
+    (x, y, _, height) = panels[1]
+    assert x == 470 and y + height < 300 - 15  # clear of the label, about 20 px tall
+    assert not any(video.overlap_area(panel, other) for panel in panels for other in panels + boxes
+                   if other is not panel)
+
+
 def test_a_cameras_output_video_plays_in_real_time_and_a_files_keeps_its_frames(tmp_path):
     from emotion_recognition.video import OutputVideo
 
