@@ -72,10 +72,12 @@ class Window:
         return key in QUIT_KEYS or (self.reports_closing and not self._visible())
 
 
-def annotate(frame, faces, fps=None, bars=True):
+def annotate(frame, faces, fps=None, bars=True, sides=None):
     """Draw each face's box, emotion and confidence, its probabilities as bars beside it (unless
     bars=False), and optionally the frame rate onto `frame`, lines and text in proportion to the
-    frame (DRAWING_REFERENCE_SIZE)."""
+    frame (DRAWING_REFERENCE_SIZE). sides: for the frames of one stream, a dict (face id -> side)
+    that keeps each face's bars on the side they were drawn on last while it stays clear, so that
+    they do not jump about as other faces come and go."""
     scale, px = drawing_units(frame)
     line = px(LINE_WIDTH)
     taken = []  # what the bars should not cover: every face with its label, and the panels drawn so far
@@ -90,9 +92,16 @@ def annotate(frame, faces, fps=None, bars=True):
         taken.append((x, top, max(w, text_w + px(6)), y + h - top))
     if bars:
         for face, area in zip(faces, list(taken)):
-            panel = draw_bars(frame, face, px, scale, taken, area)
-            if panel:
+            placed = draw_bars(frame, face, px, scale, taken, area,
+                               prefer=sides.get(face.id) if sides is not None else None)
+            if placed:
+                side, panel = placed
                 taken.append(panel)
+                if sides is not None and face.id is not None:
+                    sides[face.id] = side
+        if sides is not None:  # faces gone are forgotten
+            for gone in set(sides) - {face.id for face in faces}:
+                del sides[gone]
     if fps is not None:
         outlined_text(frame, f"{fps:.1f} fps", (px(10), px(25)), FPS_FONT_SCALE * scale, line)
     return frame
@@ -125,12 +134,13 @@ def overlap_area(a, b):
     return max(0, width) * max(0, height)
 
 
-def draw_bars(frame, face, px, scale, taken=(), area=None):
+def draw_bars(frame, face, px, scale, taken=(), area=None, prefer=None):
     """The face's probabilities as bars on a dark panel: right of its box, else left of it, else
     below it, else above its label (`area`: the box and its label, x, y, w, h), wherever the frame has
     room and the panel covers the least of `taken` (rectangles x, y, w, h: the faces, their labels and
-    the panels drawn before); over the face where the frame has no room (a face that fills it);
-    nothing where the frame is smaller than the panel. Returns the panel's rectangle, or None."""
+    the panels drawn before); on the side `prefer` if it has room and covers nothing; over the face
+    where the frame has no room (a face that fills it); nothing where the frame is smaller than the
+    panel. Returns (side, the panel's rectangle), or None."""
     x, y, w, h = face.box
     area_top = (area or face.box)[1]
     gap, row = px(BARS_GAP), px(BARS_ROW_HEIGHT)
@@ -139,13 +149,19 @@ def draw_bars(frame, face, px, scale, taken=(), area=None):
     if width > frame_w or height > frame_h:
         return None
     beside = min(max(y, 0), frame_h - height)  # the top of a panel beside the face, inside the frame
-    places = [(left, top) for left, top in
-              [(x + w + gap, beside), (x - gap - width, beside), (min(max(x, 0), frame_w - width), y + h + gap),
-               (min(max(x, 0), frame_w - width), area_top - gap - height)]
-              if 0 <= left <= frame_w - width and 0 <= top <= frame_h - height]
-    # The first place that covers nothing else, else the one that covers least (ties: the earlier).
-    left, top = min(places, key=lambda place: sum(overlap_area((*place, width, height), other) for other in taken),
-                    default=(frame_w - width, beside))
+    across = min(max(x, 0), frame_w - width)  # the left of a panel below or above the face
+    places = {side: (left, top) for side, (left, top) in
+              {"right": (x + w + gap, beside), "left": (x - gap - width, beside), "below": (across, y + h + gap),
+               "above": (across, area_top - gap - height)}.items()
+              if 0 <= left <= frame_w - width and 0 <= top <= frame_h - height}
+    covered = {side: sum(overlap_area((*place, width, height), other) for other in taken)
+               for side, place in places.items()}
+    # The side preferred if it covers nothing, else the first that covers nothing, else the one that covers least.
+    if prefer in places and not covered[prefer]:
+        side = prefer
+    else:
+        side = min(places, key=covered.get, default="over")
+    left, top = places.get(side, (frame_w - width, beside))
     panel = frame[top:top + height, left:left + width]
     panel[:] = cv2.convertScaleAbs(panel, alpha=1 - BARS_OPACITY, beta=BARS_OPACITY * BARS_BACKGROUND)  # blended
     bar_left, longest = left + px(BARS_NAME_WIDTH), width - px(BARS_NAME_WIDTH) - gap
@@ -156,7 +172,7 @@ def draw_bars(frame, face, px, scale, taken=(), area=None):
         if probability * longest >= 1:
             cv2.rectangle(frame, (bar_left, row_top + px(3)), (bar_left + round(probability * longest) - 1,
                                                                row_top + row - px(3)), color, cv2.FILLED)
-    return left, top, width, height
+    return side, (left, top, width, height)
 
 
 def faces_json(faces, **key):
@@ -340,6 +356,7 @@ def run_stream(recognizer, source, output=None, display=True, as_json=False, max
     # A video file gets a progress bar on stderr; a camera or a live stream has no end to show.
     progress = tqdm(total=total, unit="frame", disable=live, file=sys.stderr, leave=False)
     rate = FrameRate()
+    bar_sides = {}  # each face's bars stay on their side from frame to frame while it is clear
     window = Window() if display else None
     index = frames = faces_seen = 0  # index: the frame's number in the source; frames: those classified
     started = time.perf_counter()
@@ -356,7 +373,7 @@ def run_stream(recognizer, source, output=None, display=True, as_json=False, max
             progress.update(1)
             fps = rate.tick()
             if output or display:
-                annotate(frame, faces, fps=fps if display else None, bars=bars)
+                annotate(frame, faces, fps=fps if display else None, bars=bars, sides=bar_sides)
             if video_out:
                 video_out.write(frame, seconds)
             if window and window.show(frame, clock.wait_ms(seconds)):

@@ -346,7 +346,8 @@ def test_bars_keep_clear_of_other_faces_and_their_bars_where_the_frame_has_room(
     from emotion_recognition.recognizer import Face
 
     panels, draw_bars = [], video.draw_bars
-    monkeypatch.setattr(video, "draw_bars", lambda *args: panels.append(draw_bars(*args)) or panels[-1])
+    monkeypatch.setattr(video, "draw_bars", lambda *args, **kwargs: panels.append(draw_bars(*args, **kwargs)[1])
+                        or (None, panels[-1]))
     boxes = [(60, 100, 150, 150), (470, 100, 150, 150)]  # the second has no room on its right
     video.annotate(np.zeros((480, 640, 3), np.uint8), [Face.from_probabilities(box, np.eye(7)[3]) for box in boxes])
     (left_x, _, left_w, _), (x, y, _, _) = panels
@@ -363,6 +364,26 @@ def test_bars_keep_clear_of_other_faces_and_their_bars_where_the_frame_has_room(
     assert x == 470 and y + height < 300 - 15  # clear of the label, about 20 px tall
     assert not any(video.overlap_area(panel, other) for panel in panels for other in panels + boxes
                    if other is not panel)
+
+
+def test_bars_stay_on_their_side_from_frame_to_frame_while_it_is_clear():
+    from emotion_recognition.recognizer import Face
+    from emotion_recognition.video import annotate
+
+    def frame_with(*boxes_and_ids):
+        faces = [Face.from_probabilities(box, np.eye(7)[3], id=face_id) for box, face_id in boxes_and_ids]
+        annotate(np.zeros((480, 640, 3), np.uint8), faces, sides=sides)
+
+    sides = {}
+    frame_with(((250, 100, 120, 120), 1))
+    assert sides == {1: "right"}  # the first choice, with room
+    sides[1] = "left"  # as if drawn there before, when something stood on its right
+    frame_with(((252, 101, 120, 120), 1))
+    assert sides == {1: "left"}  # stays, though the right is free again
+    frame_with(((252, 101, 120, 120), 1), ((60, 100, 100, 100), 2))
+    assert sides == {1: "right", 2: "below"}  # a face came where its bars were: they move
+    frame_with(((60, 100, 100, 100), 2))
+    assert set(sides) == {2}  # a face gone is forgotten
 
 
 def test_a_cameras_output_video_plays_in_real_time_and_a_files_keeps_its_frames(tmp_path):
