@@ -108,11 +108,12 @@ def main(argv=None):
             crops = np.stack([face_pixels(frame, crop_box(frame, box, square)) for _, frame, box, square in found])
             return float((recognizer.classify(crops).argmax(axis=1) == truth).mean())
 
+        box_crops = np.stack([face_pixels(frame, box) for _, frame, box, _ in found])
+
         def accuracy_with_views(mode):
-            crops = np.stack([face_pixels(frame, box) for _, frame, box, _ in found])
             # The classifier itself, one view per call: the recognizer would add its own mirror image.
             views = [recognizer.classifier(view[..., None].astype(np.float32))
-                     for view in augmented_views(crops, mode)]
+                     for view in augmented_views(box_crops, mode)]
             return float((np.mean(views, axis=0).argmax(axis=1) == truth).mean())
 
         geometry = np.array([(bw / side, (bx + bw / 2 - x) / side - 0.5, (by + bh / 2 - y) / side - 0.5)

@@ -14,7 +14,7 @@ from .errors import UserError, check_writable, ensure_folder
 from .files import write_atomic
 from .preprocessing import decode_image
 from . import sources
-from .sources import RECONNECT_S, LatestFrame, StreamClock, describe, open_source
+from .sources import RECONNECT_S, LatestFrame, PatientCamera, StreamClock, describe, open_source
 from .tracking import HALF_LIFE
 
 WINDOW_TITLE = "Emotion recognition (q or Esc quits)"
@@ -80,7 +80,7 @@ def annotate(frame, faces, fps=None, bars=True, sides=None):
     they do not jump about as other faces come and go."""
     scale, px = drawing_units(frame)
     line = px(LINE_WIDTH)
-    taken = []  # what the bars should not cover: every face with its label, and the panels drawn so far
+    areas = []  # each face's box with its label
     for face in faces:
         x, y, w, h = face.box
         label = f"{face.emotion} {face.confidence:.0%}"
@@ -89,9 +89,10 @@ def annotate(frame, faces, fps=None, bars=True, sides=None):
         top = max(y - text_h - baseline - px(4), 0)
         cv2.rectangle(frame, (x, top), (x + text_w + px(6), top + text_h + baseline + px(4)), BOX_COLOR, cv2.FILLED)
         cv2.putText(frame, label, (x + px(3), top + text_h + px(2)), FONT, LABEL_FONT_SCALE * scale, TEXT_COLOR, line)
-        taken.append((x, top, max(w, text_w + px(6)), y + h - top))
+        areas.append((x, top, max(w, text_w + px(6)), y + h - top))
     if bars:
-        for face, area in zip(faces, list(taken)):
+        taken = list(areas)  # what the bars should not cover: the faces, their labels and the panels drawn so far
+        for face, area in zip(faces, areas):
             placed = draw_bars(frame, face, px, scale, taken, area,
                                prefer=sides.get(face.id) if sides is not None else None)
             if placed:
@@ -321,12 +322,12 @@ def run_stream(recognizer, source, output=None, display=True, as_json=False, max
     seconds of the stream's time (None: off). every=N classifies every Nth frame (the others are
     skipped undecoded). In a window, a file plays at its own frame rate. A live network stream that
     stops is opened again for up to `reconnect_s` seconds; a camera that gives no frame is waited for
-    a few seconds before it counts as stopped. selfie: every frame is mirrored left to
-    right before anything else, so the window, the output video and the boxes show it as a mirror
-    does (as video calls show you to yourself). Returns a summary dict (frames, faces,
-    seconds, fps; live and source_ended: whether it was a camera or live stream, and whether it ended
-    by itself; for a live network stream also dropped, the frames that arrived while others were
-    being classified, and reconnects). The capture and the output video are always released, so a
+    a few seconds before it counts as stopped. selfie: every frame is mirrored left to right before
+    anything else, so the window, the output video and the boxes show it as a mirror does (as video
+    calls show you to yourself). Returns a summary dict (frames, faces, seconds, fps; live and
+    source_ended: whether it was a camera or live stream, and whether it ended by itself; for a live
+    network stream also dropped, the frames that arrived while others were being classified, and
+    reconnects). The capture and the output video are always released, so a
     stream that stops mid-run still leaves a finished, playable file.
     """
     from tqdm import tqdm
@@ -339,7 +340,7 @@ def run_stream(recognizer, source, output=None, display=True, as_json=False, max
     ok, frame = capture.read()
     if not ok:
         capture.release()
-        if str(source).isdigit():
+        if isinstance(capture, PatientCamera):
             what = (f"camera {source} gave no frames within {sources.CAMERA_PATIENCE_S:g} s; check that no other "
                     "program is using it (and on macOS, that the terminal may use the camera)")
         elif live:
