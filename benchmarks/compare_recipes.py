@@ -134,7 +134,7 @@ def main(argv=None):
         import_tensorflow()  # before Keras, so that TensorFlow's start-up notices stay hidden
         from emotion_recognition import data, evaluation
         from emotion_recognition.model import load_model
-        from emotion_recognition.training import TrainConfig
+        from emotion_recognition.recipe import TrainConfig
 
         data.check_dataset(args.data)
         names = args.only or list(VARIANTS)

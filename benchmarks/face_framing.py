@@ -24,6 +24,7 @@ import numpy as np
 from emotion_recognition.cli import HelpFormatter
 from emotion_recognition.config import DEFAULT_DATA_DIR, DEFAULT_MODEL_PATH
 from emotion_recognition.errors import friendly_errors
+from emotion_recognition.geometry import centre_inside
 
 FRAME_SIZE = (640, 480)
 BACKGROUND = 128
@@ -66,8 +67,8 @@ def draw_face(image, rng, frame=None):
 def on_face(box, square):
     """Whether a detection's centre lies inside the square a face was drawn in (speed.py's clip
     counts a face found the same way)."""
-    (bx, by, bw, bh), (x, y, side) = box, square
-    return x <= bx + bw / 2 <= x + side and y <= by + bh / 2 <= y + side
+    x, y, side = square
+    return centre_inside(box, (x, y, side, side))
 
 
 def framed_faces(images, rng, detector):

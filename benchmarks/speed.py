@@ -35,10 +35,11 @@ import tempfile
 import time
 from pathlib import Path
 
-
 import cv2
 import numpy as np
 
+from common import (FRAME_SIZE, VIDEO_FPS, count_found, make_fer_clip, make_video, median_seconds, read_frames,
+                    resident_mb, score_live)
 from emotion_recognition.cli import HelpFormatter
 from emotion_recognition.runtime import cpu_description
 from emotion_recognition.config import CLASS_NAMES, DEFAULT_DATA_DIR, DEFAULT_MODEL_PATH
@@ -47,104 +48,9 @@ from emotion_recognition.errors import UserError, friendly_errors
 # What the recognizer must stay within to be real-time on a CPU (issue 10): per face at batch 1, and at batch 32.
 TARGET_LATENCY_MS = 2.0
 TARGET_FACES_PER_S = 600
-FRAME_SIZE = (640, 480)
-VIDEO_FPS = 30
-# Where the astronaut's face is in skimage.data.astronaut(), with some margin: x, y, w, h.
-ASTRONAUT_HEAD = (140, 25, 170, 180)
-# Four faces per frame: (left, top, height in pixels, mirrored?) on a 640x480 frame.
-FACE_SLOTS = ((40, 20, 190, False), (360, 30, 170, True), (60, 250, 160, True), (380, 260, 200, False))
-
-
-def make_video(path, frames):
-    """A 640x480 MP4 with four copies (sizes, mirror images) of a real face, drifting a little."""
-    from skimage import data
-
-    photo = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
-    x, y, w, h = ASTRONAUT_HEAD
-    head = photo[y:y + h, x:x + w]
-    rng = np.random.default_rng(0)
-    background = cv2.GaussianBlur(rng.integers(60, 200, (FRAME_SIZE[1], FRAME_SIZE[0], 3), dtype=np.uint8), (0, 0), 25)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), VIDEO_FPS, FRAME_SIZE)
-    truth = []
-    for index in range(frames):
-        frame = background.copy()
-        boxes = []
-        for slot, (left, top, height, mirrored) in enumerate(FACE_SLOTS):
-            width = round(height * w / h)
-            drift = round(8 * np.sin(index / 6 + slot))
-            face = cv2.resize(head[:, ::-1] if mirrored else head, (width, height), interpolation=cv2.INTER_AREA)
-            frame[top + drift:top + drift + height, left:left + width] = face
-            boxes.append((left, top + drift, width, height))
-        writer.write(frame)
-        truth.append(boxes)
-    writer.release()
-    return truth
 
 
 # --- Live recognition on held-out faces --------------------------------------------------------------
-
-CLIP_FPS = 25
-CLIP_SLOTS = ((20, 15), (340, 15), (20, 255), (340, 255))  # top-left corners of four 300x225 places
-CLIP_FACE_SIZES = (150, 200)   # each face's side in pixels, drawn from this range
-CLIP_HOLD_FRAMES = (5, 20)     # frames a face stays before another takes its place
-CLIP_JITTER = 15               # pixels a face may sit off its place's corner
-CLIP_BACKGROUND = 128
-
-
-def make_fer_clip(test_dir, path, frames, seed=0):
-    """A 640x480 MP4 of PublicTest faces; returns per frame a list of (x, y, w, h, label, face number)."""
-    from emotion_recognition import data
-
-    images, labels, _ = data.load_split(test_dir, verbose=False)
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(images))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), CLIP_FPS, FRAME_SIZE)
-    truth, slots, next_face = [], [None] * len(CLIP_SLOTS), 0
-    for index in range(frames):
-        frame = np.full((FRAME_SIZE[1], FRAME_SIZE[0], 3), CLIP_BACKGROUND, np.uint8)
-        boxes = []
-        for slot, (left, top) in enumerate(CLIP_SLOTS):
-            if slots[slot] is None or index >= slots[slot]["until"]:
-                face_number = int(order[next_face % len(order)])
-                next_face += 1
-                size = int(rng.integers(CLIP_FACE_SIZES[0], CLIP_FACE_SIZES[1] + 1))
-                slots[slot] = {"face": face_number, "size": size,
-                               "x": left + int(rng.integers(0, CLIP_JITTER + 1)),
-                               "y": top + int(rng.integers(0, CLIP_JITTER + 1)),
-                               "until": index + int(rng.integers(CLIP_HOLD_FRAMES[0], CLIP_HOLD_FRAMES[1] + 1))}
-            placed = slots[slot]
-            size, x, y = placed["size"], placed["x"], placed["y"]
-            face = cv2.resize(images[placed["face"]], (size, size), interpolation=cv2.INTER_CUBIC)
-            frame[y:y + size, x:x + size] = face[..., None]
-            boxes.append((x, y, size, size, int(labels[placed["face"]]), placed["face"] * 1000 + slot))
-        writer.write(frame)
-        truth.append(boxes)
-    writer.release()
-    return truth
-
-
-def score_live(truth, detections):
-    """Faces found, correct labels among them, and id changes of a face while it stayed in place.
-
-    detections: per frame a list of (box, emotion, id or None). A detection finds a face when its
-    centre lies inside the face's square (one detection per face)."""
-    found = correct = id_changes = 0
-    last_id = {}
-    for true_faces, frame_detections in zip(truth, detections):
-        free = list(true_faces)
-        for (x, y, w, h), emotion, face_id in frame_detections:
-            cx, cy = x + w / 2, y + h / 2
-            for face in free:
-                fx, fy, size, _, label, key = face
-                if fx <= cx <= fx + size and fy <= cy <= fy + size:
-                    free.remove(face)
-                    found += 1
-                    correct += emotion == CLASS_NAMES[label]
-                    if face_id is not None:
-                        id_changes += key in last_id and last_id[key] != face_id
-                        last_id[key] = face_id
-                    break
-    return {"found": found, "present": sum(len(t) for t in truth), "correct": correct, "id_changes": id_changes}
 
 
 def live_project(clip, model_path, *options):
@@ -214,45 +120,6 @@ def print_live(rows, frames):
               f"{ours['lines_without_frame_or_time']}, faces without id: {ours['faces_without_id']}")
 
 
-def read_frames(path):
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
-    return frames
-
-
-def count_found(truth, detected):
-    """Faces matched one-to-one: a detection counts if its centre lies inside a true head region."""
-    found = 0
-    for true_boxes, boxes in zip(truth, detected):
-        free = list(true_boxes)
-        for x, y, w, h in boxes:
-            cx, cy = x + w / 2, y + h / 2
-            for box in free:
-                bx, by, bw, bh = box
-                if bx <= cx <= bx + bw and by <= cy <= by + bh:
-                    free.remove(box)
-                    found += 1
-                    break
-    return found
-
-
-def median_seconds(function, repeats, warmup=5):
-    for _ in range(warmup):
-        function()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def end_to_end(detect, frames, repeats):
     """Median frames/s over `repeats` passes of the whole clip, and the boxes of the last pass."""
     rates, boxes = [], None
@@ -317,7 +184,8 @@ def benchmark_project(model_path, frames, truth, crops, args):
     reference["note"] = f"model.predict() at batch 1: {predict_ms:.1f} ms"
 
     # What the int8 weights gain on this CPU: the classifier alone, one view, with each kind of weights.
-    from emotion_recognition.classifier import LiteRTClassifier, convert_to_litert
+    from emotion_recognition.classifier import LiteRTClassifier
+    from emotion_recognition.litert_files import convert_to_litert
 
     for weights, classifier in (("int8", recognizer.classifier),
                                 ("float32", LiteRTClassifier(convert_to_litert(keras_model, quantize=False)))):
@@ -367,14 +235,6 @@ def one_image_run(code, image):
     if result.returncode or not peaks:
         raise UserError(f"the one-image run failed ({result.stderr.strip().splitlines()[-1:]}); run it by hand")
     return seconds, int(peaks[0]) / 1024
-
-
-def resident_mb():
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def soak(detect, frames, checkpoints=(300, 3000)):
@@ -468,7 +328,8 @@ def main(argv=None):
         ours["threads_calls_per_s"], ours["threads_wrong_answers"] = threads_check(args.model, frames, crops)
         total_faces = sum(len(t) for t in truth)
         if args.json:
-            print(json.dumps({"live": live_rows, "frames": len(frames), "faces": total_faces, "cpus": os.cpu_count(), "cpu": cpu_description(),
+            print(json.dumps({"live": live_rows, "frames": len(frames), "faces": total_faces, "cpus": os.cpu_count(),
+                              "cpu": cpu_description(),
                               "targets": {"latency_ms": TARGET_LATENCY_MS, "faces_per_s": TARGET_FACES_PER_S},
                               "rows": rows}))
             return

@@ -83,8 +83,9 @@ def main(argv=None):
     import tensorflow as tf
 
     from emotion_recognition.augmentation import AugmentedFaces, image_data_generator, warp_like_image_data_generator
-    from emotion_recognition.model import CROP_SIZE
-    from emotion_recognition.training import TrainConfig, compile_model, make_batches, make_model
+    from emotion_recognition.recipe import CROP_SIZE
+    from emotion_recognition.recipe import TrainConfig
+    from emotion_recognition.training import compile_model, make_batches, make_model
 
     faces, labels, source = sample_faces(args)
     one_hot = keras.utils.to_categorical(labels, NUM_CLASSES)

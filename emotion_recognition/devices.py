@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import keras
 
 from .errors import UserError
+from .recipe import MIXED_PRECISION_CHOICES
 
 MULTI_WORKER_ISSUE = "https://github.com/keras-team/keras/issues/20585"
-MIXED_PRECISION_CHOICES = ("auto", "on", "off")
 MIXED_POLICY = "mixed_float16"  # float16 arithmetic, float32 weights: a GPU speed-up, a CPU slow-down
 
 

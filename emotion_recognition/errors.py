@@ -6,6 +6,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+# The exit status of a command whose reader stopped reading (a closed pipe), as shells report a program
+# that SIGPIPE ended: `head -1` took what it wanted, nothing went wrong.
+CLOSED_PIPE_EXIT = 141
+
+
 class UserError(Exception):
     """A problem with the user's input (a missing file, a bad folder, ...).
 
@@ -23,7 +28,8 @@ class UserError(Exception):
 
 @contextmanager
 def friendly_errors(debug=False, advice=None):
-    """Turn UserError (and Ctrl-C) into one clear line on stderr and a non-zero exit.
+    """Turn UserError (and Ctrl-C) into one clear line on stderr and a non-zero exit; a reader that
+    closed stdout's pipe ends the command quietly.
 
     advice maps an error's `reason` to what the user of this command should do, in the command's
     own terms (its options), appended to the message. With debug=True the full traceback is shown
@@ -42,6 +48,11 @@ def friendly_errors(debug=False, advice=None):
             raise
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:
+        from .runtime import close_stdout_quietly
+
+        close_stdout_quietly()
+        sys.exit(CLOSED_PIPE_EXIT)
 
 
 def check_writable(path, option="output path"):

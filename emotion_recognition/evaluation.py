@@ -6,7 +6,8 @@ import keras
 import numpy as np
 
 from .config import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES
-from .model import CROP_SIZE, crop_size_of
+from .model import crop_size_of
+from .recipe import CROP_SIZE
 
 # Test-time augmentation averages the model's answers over small changes of the same kinds that
 # training augments with. This set was chosen on the validation slice of train/, never on test/:
@@ -124,34 +125,11 @@ def evaluate(model, images, labels, batch_size=256, verbose=False):
 def format_report(report, title="test"):
     lines = [f"{title}: {report['n']} images, accuracy {report['accuracy']:.2%}, "
              f"with the mirror image {report['accuracy_mirror']:.2%}, with {TTA_VIEW_COUNT}-view TTA "
-             f"{report['accuracy_tta']:.2%}, ten-crop {report['accuracy_ten_crop']:.2%}; macro F1 {report['macro_f1']:.3f} ({report['macro_f1_tta']:.3f} with TTA)",
+             f"{report['accuracy_tta']:.2%}, ten-crop {report['accuracy_ten_crop']:.2%}; "
+             f"macro F1 {report['macro_f1']:.3f} ({report['macro_f1_tta']:.3f} with TTA)",
              f"{'class':>10} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8}   (without TTA)"]
     for name, row in report["per_class"].items():
         # With no faces of a class its recall (and so its F1) is not measured, not zero.
         recall, f1 = (f"{row['recall']:7.3f}", f"{row['f1']:6.3f}") if row["support"] else (f"{'-':>7}", f"{'-':>6}")
         lines.append(f"{name:>10} {row['precision']:9.3f} {recall} {f1} {row['support']:8d}")
     return "\n".join(lines)
-
-
-def plot_confusion_matrix(matrix, title="Confusion matrix"):
-    """A row-normalised confusion matrix (recall on the diagonal) as a Matplotlib Figure."""
-    # A bare Figure needs no GUI backend and leaves pyplot's (a notebook's inline one) alone.
-    from matplotlib.figure import Figure
-
-    matrix = np.asarray(matrix, dtype=float)
-    normalised = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    figure = Figure(figsize=(7, 6))
-    axes = figure.subplots()
-    image = axes.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
-    figure.colorbar(image, ax=axes, label="share of the true class")
-    axes.set_xticks(range(NUM_CLASSES), CLASS_NAMES, rotation=45, ha="right")
-    axes.set_yticks(range(NUM_CLASSES), CLASS_NAMES)
-    axes.set_xlabel("predicted")
-    axes.set_ylabel("true")
-    axes.set_title(title)
-    for i in range(NUM_CLASSES):
-        for j in range(NUM_CLASSES):
-            axes.text(j, i, f"{normalised[i, j]:.2f}\n({int(matrix[i, j])})", ha="center", va="center",
-                      fontsize=7, color="white" if normalised[i, j] > 0.5 else "black")
-    figure.tight_layout()
-    return figure

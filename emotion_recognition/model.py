@@ -15,22 +15,7 @@ from keras import layers
 from .config import CLASS_NAMES, INPUT_SHAPE, NUM_CLASSES
 from .errors import UserError
 from .files import add_model_record, check_model_file, replace_atomic, saved_keras_version
-
-# Channels of the first of four convolution stages; each later stage doubles them, which keeps the
-# arithmetic per stage about equal. Measured fit() speed on a 2-core AVX2 CPU with 40-px crops,
-# batch 64: width 16 about 300 images/s, 24 about 175, 32 about 105; on the 2-core AVX-512 CPU that
-# trained the shipped model, 16 about 1,100-1,500 and 32 about 500-560 (benchmarks/training_speed.py).
-# 32 is the widest that stays real-time on a CPU (README, "Speed"); 16 underfits under every recipe.
-BASE_WIDTH = 32
-# The model trains on random CROP_SIZE squares of each 48x48 face and sees the centre one at
-# inference, as the published FER2013 recipes do; the crops cut the arithmetic by a third.
-CROP_SIZE = 40
-# Dropout grows with depth: early features are generic, late ones are where FER2013 overfits.
-STAGE_DROPOUT = (0.05, 0.1, 0.2, 0.3)
-# A wide dense head with strong dropout, as the published recipes have; it scored best with 18-view
-# TTA on the validation slice (README, "How the recipe was chosen").
-DENSE_UNITS = 1024
-DENSE_DROPOUT = 0.5
+from .recipe import BASE_WIDTH, CROP_SIZE, DENSE_DROPOUT, DENSE_UNITS, STAGE_DROPOUT
 
 
 @keras.saving.register_keras_serializable(package="emotion_recognition")
@@ -108,7 +93,7 @@ def average_models(models, name="emotion_ensemble"):
     an ensemble, with the same contract.
 
     Models trained alike from different seeds make different mistakes, so their average is right more
-    often than either (README, "Results"). Each member's layers are copied in, renamed member_1_...,
+    often than either (docs/model-card.md). Each member's layers are copied in, renamed member_1_...,
     member_2_..., into one flat graph: Keras 3.15 computed the first of two models nested in one
     graph wrongly (off by 0.016 in probability), so the result is checked against the members.
     """

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .classifier import load_classifier
+from .litert_files import load_classifier
 from .config import CLASS_NAMES, DEFAULT_MODEL_PATH, IMAGE_SIZE, INPUT_SHAPE
 from .faces import MIN_FACE, FaceDetector
 from .preprocessing import faces_pixels, to_gray
@@ -29,7 +29,7 @@ from .tracking import FULL_SEARCH_EVERY, HALF_LIFE, FaceTracker, smooth
 MAX_PIXEL = 255
 # Averaging each face's probabilities with its mirror image's is the cheapest test-time augmentation:
 # it doubles the classifier's cost, a fraction of a millisecond per face with LiteRT, and was right more
-# often on PublicTest and on the live clip (README, "Speed"). mirror=False (--no-mirror) turns it off.
+# often on PublicTest and on the live clip (docs/speed.md). mirror=False (--no-mirror) turns it off.
 MIRROR = True
 
 

@@ -64,6 +64,14 @@ def native_output_silenced(stdout=True, stderr=True):
                 os.close(fd)
 
 
+def close_stdout_quietly():
+    """After a reader closed stdout's pipe (`... --json | head -1`): point stdout at /dev/null, so that
+    Python's own flush at exit finds nowhere to fail and prints no second traceback."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def import_tensorflow():
     """Import Keras and its TensorFlow backend with their start-up notices hidden; returns TensorFlow,
     or None when Keras runs on another backend (KERAS_BACKEND=jax trains without TensorFlow)."""
@@ -78,7 +86,7 @@ def import_tensorflow():
 
 def cpu_description():
     """The CPU a figure was measured on, e.g. "AMD EPYC, 2 cores, AVX-512": speeds on CPUs with and
-    without AVX-512 differ several-fold (README, "Speed"), so a benchmark says which it ran on."""
+    without AVX-512 differ several-fold (docs/speed.md), so a benchmark says which it ran on."""
     name, flags = platform.processor() or platform.machine(), set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():  # Linux; elsewhere the name alone

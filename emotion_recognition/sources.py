@@ -1,5 +1,5 @@
-"""Where a stream's frames come from: a camera, a network stream or a video file, and the clock that
-gives each frame its time."""
+"""Where a stream's frames come from (Source: a camera, a network stream or a video file, which says
+what it is and why it ended), and the clock that gives each frame its time."""
 
 import os
 import re
@@ -44,13 +44,76 @@ def describe(source):
     return f"stream {redact(source)}" if is_stream_url(source) else f"video {source}"
 
 
-def open_source(source, reconnect_s=RECONNECT_S):
-    """Open a camera index ('0'), a network stream's address or a video file, or raise a clear error.
+CAMERA, STREAM, VIDEO = "camera", "stream", "video"  # the kinds of source
 
-    Returns (capture, live): live for a camera or a live stream, whose frames come in real time. A
-    camera is read through PatientCamera, which waits out a moment without frames; a live stream
-    through LatestFrame, which opens it again for up to `reconnect_s` seconds when it stops. A URL
-    of a recorded video (one with a frame count) is read like a file."""
+
+class Source:
+    """An opened camera, live network stream or video file: its frames (read, grab, get, release, as
+    OpenCV's captures), what it is, what it dropped, and why it ended.
+
+    kind: CAMERA, STREAM (a live network stream) or VIDEO (a file, or the address of a recording).
+    live: whether its frames come in real time (a camera or a live stream). name: how messages name it,
+    with a stream's password left out. A camera is read through PatientCamera, which waits out a
+    moment without frames; a live stream through LatestFrame, which keeps only the newest frame and
+    reconnects for up to reconnect_s seconds."""
+
+    def __init__(self, address, kind, capture, reconnect_s=RECONNECT_S):
+        self.address, self.kind, self.capture, self.reconnect_s = str(address), kind, capture, reconnect_s
+        self.name = describe(address)
+        self.live = kind != VIDEO
+
+    def read(self):
+        return self.capture.read()
+
+    def grab(self):
+        return self.capture.grab()
+
+    def get(self, prop):
+        return self.capture.get(prop)
+
+    def release(self):
+        self.capture.release()
+
+    def wait(self, seconds):
+        """Wait up to `seconds` for the next frame of a live stream; True once read() would answer at
+        once (for a camera or a file, always)."""
+        return self.capture.wait(seconds) if self.kind == STREAM else True
+
+    @property
+    def reconnecting(self):
+        return self.kind == STREAM and self.capture.reconnecting
+
+    @property
+    def dropped(self):
+        """Frames of a live stream that arrived while others were being classified, and were left out."""
+        return self.capture.dropped if self.kind == STREAM else 0
+
+    @property
+    def reconnects(self):
+        return self.capture.reconnects if self.kind == STREAM else 0
+
+    def no_frames_error(self):
+        """The error for a source that opened but gave no frame at all."""
+        if self.kind == CAMERA:
+            return UserError(f"{self.name} gave no frames within {CAMERA_PATIENCE_S:g} s; check that no other "
+                             "program is using it (and on macOS, that the terminal may use the camera)",
+                             reason="no-frames")
+        if self.kind == STREAM:
+            return UserError(f"{self.name} gave no frames; check that it is a working video stream", reason="no-frames")
+        return UserError(f"cannot read video {self.address}: no frame decodes; check the file", reason="no-frames")
+
+    def why_stopped(self):
+        """Why a live source's frames stopped, for the line said when a run ends by itself (a window
+        that closes by itself is a mystery otherwise)."""
+        if self.kind == CAMERA:
+            return f"{self.name} stopped sending frames (none for {CAMERA_PATIENCE_S:g} s)"
+        why = f"{self.name} stopped sending frames (it ended, or sent none for {STREAM_TIMEOUT_S} s)"
+        return why + (f" and did not come back within {self.reconnect_s:g} s" if self.reconnect_s > 0 else "")
+
+
+def open_source(source, reconnect_s=RECONNECT_S):
+    """Open a camera index ('0'), a network stream's address or a video file as a Source, or raise a
+    clear error. A URL of a recorded video (one with a frame count) is read like a file."""
     is_camera, is_url = str(source).isdigit(), is_stream_url(source)
     if not (is_camera or is_url) and not Path(source).is_file():
         raise UserError(f"video file {source} not found; pass a camera index such as 0, a stream's address "
@@ -67,11 +130,11 @@ def open_source(source, reconnect_s=RECONNECT_S):
                             "this computer", reason="no-stream")
         raise UserError(f"cannot read video {source}: OpenCV cannot decode it; check the file or convert it to MP4")
     if is_camera:
-        return PatientCamera(capture), True
+        return Source(source, CAMERA, PatientCamera(capture), reconnect_s)
     if is_url and not capture.get(cv2.CAP_PROP_FRAME_COUNT) > 0:  # a live stream has no frame count
-        return LatestFrame(capture, reopen=lambda: _reopen(source), reconnect_s=reconnect_s,
-                           name=describe(source)), True
-    return capture, False
+        latest = LatestFrame(capture, reopen=lambda: _reopen(source), reconnect_s=reconnect_s, name=describe(source))
+        return Source(source, STREAM, latest, reconnect_s)
+    return Source(source, VIDEO, capture, reconnect_s)
 
 
 def _capture(source, is_camera, is_url):
@@ -240,7 +303,7 @@ class LatestFrame:
 class StreamClock:
     """A frame's time in seconds: a file's own timestamps (its frame rate where it has none), a
     camera's or live stream's wall-clock time since the first frame. Also how long a window waits
-    to play a file at its own speed."""
+    to play a file at its own speed. `capture`: a Source, or anything with get()."""
 
     def __init__(self, capture, live, every=1):
         self.capture, self.live, self.every = capture, live, every

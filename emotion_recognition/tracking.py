@@ -20,6 +20,8 @@ from itertools import count
 import cv2
 import numpy as np
 
+from .geometry import centre_inside, iou, inside, widened
+
 # Frames between searches of the whole frame; tracked faces and changed regions are searched in between.
 # On benchmarks/speed.py's clip, 20 found 2.7 % more faces than 10 (faces kept between searches) and ran
 # 15 % faster; a face that appears without changing the frame much waits at most this long.
@@ -42,15 +44,6 @@ CHANGE_THRESHOLD = 20
 REGION_PADDING = 0.5
 # Default half-life of the smoothing, in seconds: labels settle within a few frames of a webcam.
 HALF_LIFE = 0.3
-
-
-def iou(a, b):
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    iw = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    ih = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = iw * ih
-    return inter / float(aw * ah + bw * bh - inter) if inter else 0.0
 
 
 def identity_thumbnail(gray, box):
@@ -103,7 +96,7 @@ class FaceTracker:
             # Whatever changed where no face was just found may be a new face (or another face in a
             # known face's place, at another size): search there, with the whole-frame settings.
             for changed, region in self._changed_regions(grid, gray.shape):
-                if not any(_inside(changed, _widened(box, REGION_PADDING)) for box in boxes):
+                if not any(inside(changed, widened(box, REGION_PADDING)) for box in boxes):
                     boxes.extend(map(tuple, self.detector.detect_in(gray, region)))
             boxes = _without_duplicates(boxes)
         self._previous_grid = grid
@@ -173,29 +166,12 @@ class FaceTracker:
                 self.tracks.append(Track(id=next(self._ids), box=box, thumbnail=identity_thumbnail(gray, box)))
 
 
-def _widened(box, share):
-    x, y, w, h = box
-    return x - w * share, y - h * share, w * (1 + 2 * share), h * (1 + 2 * share)
-
-
-def _inside(inner, outer):
-    x, y, w, h = inner
-    left, top, width, height = outer
-    return left <= x and top <= y and x + w <= left + width and y + h <= top + height
-
-
-def _centre_inside(box, region):
-    x, y, w, h = box
-    left, top, width, height = region
-    return left <= x + w / 2 <= left + width and top <= y + h / 2 <= top + height
-
-
 def _without_duplicates(boxes):
     """One box per face: a box whose centre lies inside an earlier one (or the reverse) is dropped.
     Searches overlap, and the same face found at two sizes must not become two faces."""
     kept = []
     for box in boxes:
-        if not any(_centre_inside(box, other) or _centre_inside(other, box) for other in kept):
+        if not any(centre_inside(box, other) or centre_inside(other, box) for other in kept):
             kept.append(box)
     return kept
 

@@ -1,12 +1,12 @@
-"""Training: the recipe, the run from its first epoch (or where it stopped) to the published model.
+"""Training: from a recipe (recipe.py) to the published model, each model's run from its first epoch
+(or where it stopped) to its best one.
 
 The command-line front end is emotion_recognition/cli/train.py; everything it does is here, so a
 notebook can do it too. How a run's files survive interruption is runs.py.
 """
 
-import dataclasses
 import sys
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import keras
@@ -15,65 +15,14 @@ import numpy as np
 from . import data, evaluation
 from .augmentation import AugmentedFaces, image_data_generator
 from .devices import choose_devices, set_precision, uses_mixed_precision
-from .config import (CLASS_NAMES, DEFAULT_DATA_DIR, DEFAULT_MODEL_PATH, DEFAULT_RUNS_DIR, MODELS_DIR,
-                     NUM_CLASSES)
+from .config import CLASS_NAMES, NUM_CLASSES
 from .errors import UserError, ensure_folder
 from .files import save_figure, write_json_atomic
-from .model import (BASE_WIDTH, CROP_SIZE, DENSE_DROPOUT, DENSE_UNITS, STAGE_DROPOUT, average_models, build_model,
-                    load_model, save_model_atomic)
+from .model import average_models, build_model, load_model, save_model_atomic
+from .plots import plot_histories, plot_history
+from .recipe import (OPTIMIZERS, ROTATION_DEGREES, SGD_MOMENTUM, SHIFT_RANGE_WITHOUT_CROPS, STAGE_DROPOUT, ZOOM_RANGE,
+                     TrainConfig, member_config, resumed_config)
 from .runs import DeferredInterrupts, EpochCheckpoint, RunFiles, RunProgress, RunState, StopWhenInterrupted
-
-OPTIMIZERS = ("sgd", "adamw")
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run. The defaults reproduce the shipped model."""
-
-    data: str = str(DEFAULT_DATA_DIR)
-    output: str = str(DEFAULT_MODEL_PATH)
-    run_dir: str = ""              # checkpoints and logs; default: runs/<output name>/ (resolved_run_dir)
-    epochs: int = 150              # the shipped run (2.3 h on a 2-core AVX-512 CPU); 63 gave 1.5 points less
-    batch_size: int = 64           # small batches regularise; larger ones gained no speed on 2 cores
-    val_split: float = 0.1         # a stratified slice of train/ for model selection; test/ stays unseen
-    seed: int = 1337
-    optimizer: str = "adamw"       # or "sgd": SGD with Nesterov momentum 0.9, as the published recipes
-    learning_rate: float = 2e-3    # peak rate, reached after one warm-up epoch, then cosine to 0
-    weight_decay: float = 1e-4
-    label_smoothing: float = 0.1   # FER2013 labels are noisy; smoothing keeps the model from trusting them
-    class_weight_power: float = 0.5  # weight = (largest class / class) ** power; 0.5 rescues disgust
-    #                                  (16x rarer than happy) without wrecking the common classes
-    base_width: int = BASE_WIDTH   # channels of the first conv stage; see model.py for the speed trade-off
-    crop_size: int = CROP_SIZE     # random crops of this size in training, the centre one after; 48 = none
-    dense_units: int = DENSE_UNITS
-    dense_dropout: float = DENSE_DROPOUT
-    stage_dropout: float = 0.5     # scales the conv stages' dropout (model.STAGE_DROPOUT): half of it let
-    #                                width 32 fit faster, and the wide head has dropout enough
-    random_erasing: float = 0.5    # chance that a training face gets a random patch blanked out
-    members: int = 2               # models trained alike from seeds seed, seed + 1, ...; the published
-    #                                model averages their probabilities (README, "Two models averaged")
-
-    def resolved_run_dir(self):
-        """run_dir, or runs/<output name>/ beside the output (the clone's runs/ for the shipped model)."""
-        if self.run_dir:
-            return Path(self.run_dir)
-        output = Path(self.output)
-        runs = DEFAULT_RUNS_DIR if output.parent.resolve() == MODELS_DIR else output.parent / "runs"
-        return runs / output.stem
-
-
-# What a resumed run takes from its own log rather than from the command line.
-RECIPE_FIELDS = ("epochs", "batch_size", "val_split", "seed", "optimizer", "learning_rate", "weight_decay",
-                 "label_smoothing", "class_weight_power", "base_width", "crop_size", "dense_units",
-                 "dense_dropout", "stage_dropout", "random_erasing", "members")
-# Recipe fields that runs made before the field existed did not have the default of: their value then.
-EARLIER_VALUES = {"members": 1}
-# Augmentation strength: ImageDataGenerator's rotation (degrees) and zoom (share). Shifts come from
-# the model's random crops; a crop-free recipe (crop_size 48) gets the same share of shifts instead.
-ROTATION_DEGREES = 10
-ZOOM_RANGE = 0.1
-SHIFT_RANGE_WITHOUT_CROPS = 0.1
-SGD_MOMENTUM = 0.9
 
 
 def make_model(config, published=False):
@@ -125,27 +74,6 @@ def compile_model(model, config, steps_per_epoch):
     )
 
 
-def resumed_config(config, saved):
-    """The config a resumed run trains with: the caller's, with the recipe the run was started with.
-
-    A field missing from an older run's log keeps the value that run was made with: EARLIER_VALUES',
-    or else the default.
-    Options the caller set that the run overrides are named in a warning; `config` is not changed.
-    """
-    recipe, ignored = {}, []
-    for name in RECIPE_FIELDS:
-        default = getattr(TrainConfig, name)
-        value = type(default)(saved.get(name, EARLIER_VALUES.get(name, default)))
-        asked = getattr(config, name)
-        if asked != default and asked != value:
-            ignored.append(f"{name} {asked} (the run has {value})")
-        recipe[name] = value
-    if ignored:
-        print(f"warning: a resumed run keeps the recipe it started with; ignoring {', '.join(ignored)}. "
-              "Restart the run, or use another run folder, to train with a new recipe", file=sys.stderr)
-    return dataclasses.replace(config, **recipe)
-
-
 def train(config, resume=False, restart=False, verbose=1, devices=None, mixed_precision="auto"):
     """Train config.members models, one run each, then publish their average to config.output and
     score it (publish_and_score).
@@ -185,20 +113,53 @@ def train(config, resume=False, restart=False, verbose=1, devices=None, mixed_pr
     val_idx = val_idx[:len(val_idx) - len(val_idx) % hardware.count]
     faces = {"train": (images[train_idx], labels[train_idx]), "validation": (images[val_idx], labels[val_idx])}
 
+    setup = RunSetup(faces, hardware, mixed_precision, verbose)
     states = []
     for number, files in enumerate(runs, start=1):
-        if len(runs) > 1:
-            print(f"Model {number} of {len(runs)} (seed {member_config(config, number).seed}), in {files.dir}")
-        states.append(train_run(member_config(config, number), files, faces, hardware, mixed_precision, verbose,
-                                resume=resume and files.exists(), first=number == 1,
-                                label=f" of model {number}/{len(runs)}" if len(runs) > 1 else "",
-                                epochs_after=(len(runs) - number) * config.epochs))
+        member = Member(member_config(config, number), files, number, len(runs), resume=resume and files.exists())
+        if member.count > 1:
+            print(f"Model {number} of {member.count} (seed {member.config.seed}), in {files.dir}")
+        states.append(train_run(member, setup))
     return publish_and_score(config, runs, states, faces["validation"], verbose)
 
 
-def member_config(config, number):
-    """The recipe of the number-th model of a config (from 1): the same, but with a seed of its own."""
-    return dataclasses.replace(config, seed=config.seed + number - 1)
+@dataclass
+class RunSetup:
+    """What every model of a run trains with: the faces, the devices, and how it reports.
+
+    faces: {"train": (images, labels), "validation": (images, labels)}, uint8 faces (n, 48, 48).
+    hardware: devices.choose_devices' answer. mixed_precision and verbose: as train() takes them."""
+
+    faces: dict
+    hardware: object
+    mixed_precision: str = "auto"
+    verbose: int = 1
+
+
+@dataclass
+class Member:
+    """One model of a run: its recipe, its run folder, and where it stands among the run's models."""
+
+    config: TrainConfig
+    files: RunFiles
+    number: int = 1     # from 1
+    count: int = 1      # models in the run
+    resume: bool = False
+
+    @property
+    def first(self):
+        """Whether an interruption before its first epoch leaves nothing to keep."""
+        return self.number == 1
+
+    @property
+    def label(self):
+        """Which model this is, for the line after each epoch (RunProgress)."""
+        return f" of model {self.number}/{self.count}" if self.count > 1 else ""
+
+    @property
+    def epochs_after(self):
+        """Epochs the models after this one will train, for the time left (RunProgress)."""
+        return (self.count - self.number) * self.config.epochs
 
 
 def member_runs(config):
@@ -218,15 +179,11 @@ def saved_recipe(run_dir):
     raise UserError(f"nothing to resume in {run_dir}", reason="nothing-to-resume")
 
 
-def train_run(config, files, faces, hardware, mixed_precision, verbose, resume, first=True, label="",
-              epochs_after=0):
-    """Train one model in its run folder, from its first epoch or where it stopped; returns its RunState.
-
-    faces: {"train": (images, labels), "validation": (images, labels)}, uint8 faces (n, 48, 48).
-    first: whether it is the first model of the run (an interruption before its first epoch then
-    leaves nothing to keep). label and epochs_after: for the line after each epoch (RunProgress),
-    which model this is and how many epochs the models after it will train.
-    """
+def train_run(member, setup):
+    """Train one model (a Member) in its run folder, from its first epoch or where it stopped, with a
+    run's RunSetup; returns its RunState."""
+    config, files, resume, hardware = member.config, member.files, member.resume, setup.hardware
+    mixed_precision, verbose = setup.mixed_precision, setup.verbose
     state = files.read() if resume else RunState(config=asdict(config))
     mixed = uses_mixed_precision(mixed_precision, hardware)
     if state.mixed_precision is not None and state.mixed_precision != mixed:
@@ -246,8 +203,8 @@ def train_run(config, files, faces, hardware, mixed_precision, verbose, resume, 
     state.backend = keras.backend.backend()
     ensure_folder(files.dir, "run folder")
 
-    x_train, train_labels = faces["train"]
-    val_images, val_labels = faces["validation"]
+    x_train, train_labels = setup.faces["train"]
+    val_images, val_labels = setup.faces["validation"]
     y_train = keras.utils.to_categorical(train_labels, NUM_CLASSES)
     x_val = val_images[..., None].astype("float32")
     y_val = keras.utils.to_categorical(val_labels, NUM_CLASSES)
@@ -285,11 +242,11 @@ def train_run(config, files, faces, hardware, mixed_precision, verbose, resume, 
                           epochs=config.epochs, initial_epoch=state.epochs_done,
                           callbacks=[StopWhenInterrupted(interrupts),
                                      EpochCheckpoint(files, state, interrupts, published_form, plot_history)]
-                          + ([RunProgress(state, label, epochs_after)] if verbose else []),
+                          + ([RunProgress(state, member.label, member.epochs_after)] if verbose else []),
                           verbose=verbose)
     except KeyboardInterrupt:
         state = files.read() if files.state_file.is_file() else state
-        if first and not state.epochs_done:
+        if member.first and not state.epochs_done:
             raise UserError("training interrupted before its first epoch finished; nothing to keep",
                             exit_code=130, reason="interrupted-early") from None
         kept = f"the best model so far is {files.best}" if state.epochs_done else "the models before it are kept"
@@ -351,44 +308,3 @@ def publish_and_score(config, runs, states, validation, verbose=1):
     save_figure(plot_histories([(s.history, s.resumed_after) for s in states]), curves_path)
     print(f"Wrote {output}, {metrics_path.name} and {curves_path.name}")
     return metrics
-
-
-def plot_history(history, resumed_after=()):
-    """Loss and accuracy per epoch, training vs. validation, as a Matplotlib Figure; a dotted line
-    marks each epoch after which the run was interrupted and resumed."""
-    return plot_histories([(history, resumed_after)])
-
-
-def plot_histories(runs):
-    """plot_history for several models trained alike: runs holds one (history, resumed_after) each;
-    each model has a colour of its own, its training curve dashed and its validation curve solid."""
-    # A bare Figure needs no GUI backend and leaves pyplot's (a notebook's inline one) alone.
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(11, 4))
-    loss_axes, accuracy_axes = figure.subplots(1, 2)
-    for axes, key in ((loss_axes, "loss"), (accuracy_axes, "accuracy")):
-        for number, (history, resumed_after) in enumerate(runs, start=1):
-            epochs = np.arange(1, len(history) + 1)
-            name = f"model {number}, " if len(runs) > 1 else ""
-            colour = None if len(runs) == 1 else f"C{number - 1}"
-            axes.plot(epochs, [h.get(key, np.nan) for h in history], label=f"{name}training {key}",
-                      color=colour, linestyle="--" if colour else "-")
-            axes.plot(epochs, [h.get(f"val_{key}", np.nan) for h in history], label=f"{name}validation {key}",
-                      color=colour)
-            for n, epoch in enumerate(resumed_after):  # between the last epoch before and the first after
-                axes.axvline(epoch + 0.5, color="gray", linestyle=":",
-                             label=f"{name}resumed" if n == 0 else None)
-        axes.set_xlabel("epoch")
-        axes.set_ylabel(key)
-        axes.grid(alpha=0.3)
-        axes.legend()
-    accuracy_axes.set_title("training accuracy is on augmented faces")
-    figure.tight_layout()
-    return figure
-
-
-def config_from_args(args):
-    """A TrainConfig from argparse results, taking only the fields TrainConfig knows."""
-    names = {f.name for f in fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in vars(args).items() if k in names and v is not None})

@@ -95,16 +95,6 @@ def weight_groups(keras_file):
     return {name for name, size in counts.items() if size > 0}
 
 
-def overlap(box_a, box_b):
-    """Intersection over union of two (x, y, w, h) boxes."""
-    ax, ay, aw, ah = box_a
-    bx, by, bw, bh = box_b
-    iw = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    ih = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = iw * ih
-    return inter / (aw * ah + bw * bh - inter)
-
-
 def run_script(script, *args, env=None, cwd=None, timeout=300):
     """Run one of the project's scripts in a new process, as a user would; returns the CompletedProcess.
 

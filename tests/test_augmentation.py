@@ -88,6 +88,7 @@ def test_face_crop_is_random_in_training_and_central_otherwise():
     assert len(seen) > 3
 
 
+@pytest.mark.slow
 def test_a_cropping_model_saves_and_loads_with_its_crop(tmp_path):
     model = build_model(base_width=4, crop_size=40)
     path = tmp_path / "crop.keras"

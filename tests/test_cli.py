@@ -8,13 +8,16 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
 import cv2
 import pytest
 
-from conftest import ASTRONAUT_FACE, assert_clean_error, overlap, run_script
+from conftest import ASTRONAUT_FACE, ROOT, assert_clean_error, run_script
+
+from emotion_recognition.geometry import iou
 from emotion_recognition.config import CLASS_NAMES, MODEL_RECORD_NAME
 from emotion_recognition.errors import UserError
 
@@ -42,7 +45,7 @@ def test_recognition_script_prints_clean_json_for_a_photo(astronaut_png, tmp_pat
     assert record["image"] == str(astronaut_png) and len(record["faces"]) == 1
     check_face_schema(record["faces"][0])
     assert record["faces"][0]["emotion"] == "happy"
-    assert overlap(record["faces"][0]["box"], ASTRONAUT_FACE) > 0.5
+    assert iou(record["faces"][0]["box"], ASTRONAUT_FACE) > 0.5
     assert cv2.imread(str(annotated)).shape == (512, 512, 3)
 
 
@@ -206,6 +209,7 @@ def test_debug_shows_the_traceback(cli, tmp_path):
         cli("recognize", "--image", tmp_path / "missing.png", "--no-display", "--debug")
 
 
+@pytest.mark.slow
 def test_export_writes_the_litert_model_the_recognizer_uses(cli, tmp_path, shipped_model):
     exported = tmp_path / "model.tflite"
     result = cli("recognize", "--export", exported)
@@ -214,6 +218,7 @@ def test_export_writes_the_litert_model_the_recognizer_uses(cli, tmp_path, shipp
     assert exported.read_bytes() == shipped_model.with_suffix(".tflite").read_bytes()
 
 
+@pytest.mark.slow
 def test_evaluate_json_on_a_class_folder(cli, fer_folder, tmp_path, shipped_model):
     png = tmp_path / "confusion.png"
     result = cli("evaluate", "--data", fer_folder / "test", "--json", "--confusion-png", png)
@@ -243,17 +248,38 @@ def test_evaluate_json_on_a_class_folder(cli, fer_folder, tmp_path, shipped_mode
     assert f"--data {fer_folder / 'private_test'} scores the held-back PrivateTest faces" in whole.stderr
 
 
+def test_a_reader_that_stops_early_ends_the_output_quietly(astronaut_png, tmp_path):
+    import shutil
+
+    for number in range(80):
+        shutil.copy(astronaut_png, tmp_path / f"{number:02d}.png")
+    process = subprocess.Popen([sys.executable, str(ROOT / "recognition.py"), "--image", tmp_path, "--json",
+                                "--no-display"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = process.stdout.readline()  # as `| head -1` does: one line, then the pipe closes
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) == 141, stderr  # the exit status of a program a closed pipe ended
+    assert json.loads(first)["faces"][0]["emotion"] == "happy"
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+
+
+@pytest.mark.slow
 def test_evaluating_the_shipped_model_leaves_its_shipped_figure_alone(cli, fer_folder, tmp_path, monkeypatch,
                                                                     shipped_model):
     shipped_figure = shipped_model.with_suffix(".confusion.png")
     before = shipped_figure.read_bytes()
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "temporary"))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads TMPDIR again
+    (tmp_path / "temporary").mkdir()
     result = cli("evaluate", "--data", fer_folder / "test", "--json")
     assert result.returncode == 0, result.stderr
     assert shipped_figure.read_bytes() == before  # still the PublicTest figure the README shows
-    assert (tmp_path / "emotion_detection.confusion.png").stat().st_size > 0
+    assert (tmp_path / "temporary" / "emotion_detection.confusion.png").stat().st_size > 0
+    assert not list(tmp_path.glob("*.png"))  # nothing left in the folder the user stands in
 
 
+@pytest.mark.slow
 def test_evaluate_scores_the_emotions_a_folder_has(cli, fer_folder, tmp_path):
     import shutil
 

@@ -17,6 +17,7 @@ def train_command(fer_folder, tmp_path, *extra):
             "--run-dir", str(tmp_path / "run"), "--quiet", "--batch-size", "8", "--members", "1", *map(str, extra)]
 
 
+@pytest.mark.slow
 def test_two_devices_interrupted_by_sigterm_resume_and_finish_a_model_that_honours_the_contract(fer_folder, tmp_path):
     command = train_command(fer_folder, tmp_path, "--epochs", "3", "--devices", "2")
     state_file = tmp_path / "run" / "state.json"
@@ -41,6 +42,7 @@ def test_two_devices_interrupted_by_sigterm_resume_and_finish_a_model_that_honou
     assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_multi_machine_tf_config_is_refused_with_the_reason(cli, fer_folder, tmp_path, monkeypatch):
     cluster = {"cluster": {"worker": ["localhost:12345", "localhost:12346"]}, "task": {"type": "worker", "index": 0}}
     monkeypatch.setenv("TF_CONFIG", json.dumps(cluster))
@@ -49,6 +51,7 @@ def test_a_multi_machine_tf_config_is_refused_with_the_reason(cli, fer_folder, t
     assert not (tmp_path / "m.keras").exists()
 
 
+@pytest.mark.slow
 def test_zero_devices_is_a_clear_error(cli, fer_folder, tmp_path):
     result = cli("train", "--data", fer_folder, "--epochs", "1", "--output", tmp_path / "m.keras", "--devices", "0")
     assert_clean_error(result, "at least 1")

@@ -54,6 +54,7 @@ def test_atomic_save_and_load_roundtrip(model, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]  # no temporary files left behind
 
 
+@pytest.mark.slow
 def test_published_model_carries_no_optimizer_state(tmp_path):
     compiled = build_model()
     compiled.compile(optimizer="adamw", loss="categorical_crossentropy")

@@ -1,11 +1,13 @@
 """recognition.ipynb runs top to bottom, headless, against a tiny FER-layout folder."""
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 from conftest import ROOT
 
 
+@pytest.mark.slow
 def test_notebook_executes_on_a_tiny_folder(fer_folder, monkeypatch):
     monkeypatch.setenv("FER2013_DIR", str(fer_folder))
     monkeypatch.setenv("NOTEBOOK_EPOCHS", "1")

@@ -4,7 +4,9 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ASTRONAUT_FACE, overlap
+from conftest import ASTRONAUT_FACE
+
+from emotion_recognition.geometry import iou
 from emotion_recognition import CLASS_NAMES, EmotionRecognizer
 
 
@@ -17,7 +19,7 @@ def test_astronaut_photo_gives_exactly_one_smiling_face(recognizer, astronaut_pn
     faces = recognizer.detect(cv2.imread(str(astronaut_png)))
     assert len(faces) == 1
     face = faces[0]
-    assert overlap(face.box, ASTRONAUT_FACE) > 0.5, face.box
+    assert iou(face.box, ASTRONAUT_FACE) > 0.5, face.box
     assert face.emotion == "happy" and face["emotion"] == face.emotion  # she smiles (README's example)
     assert list(face.probabilities) == list(CLASS_NAMES)
     assert sum(face.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
@@ -40,7 +42,7 @@ def test_classify_accepts_both_shapes_and_matches_the_model(recognizer):
     assert flat.shape == (5, 7)
     assert np.allclose(flat, channel)
     assert np.allclose(flat.sum(axis=1), 1.0, atol=1e-5)
-    from emotion_recognition.classifier import MAX_DEVIATION
+    from emotion_recognition.litert_files import MAX_DEVIATION
     from emotion_recognition.model import load_model
 
     # By default the model's answer averaged with its answer for the mirror image (up to its LiteRT
@@ -144,7 +146,7 @@ def test_recognition_with_the_shipped_model_never_imports_tensorflow(shipped_mod
 
 
 def test_a_keras_file_without_litert_is_converted_checked_and_cached(tmp_path, monkeypatch):
-    from emotion_recognition.classifier import MAX_DEVIATION, cached_path, file_sha256
+    from emotion_recognition.litert_files import MAX_DEVIATION, cached_path, file_sha256
     from emotion_recognition.model import build_model, save_model_atomic
 
     monkeypatch.setenv("EMOTION_RECOGNITION_CACHE", str(tmp_path / "cache"))
@@ -159,7 +161,8 @@ def test_a_keras_file_without_litert_is_converted_checked_and_cached(tmp_path, m
 
 
 def test_litert_weights_are_int8_unless_asked_for_float32():
-    from emotion_recognition.classifier import LiteRTClassifier, convert_to_litert
+    from emotion_recognition.classifier import LiteRTClassifier
+    from emotion_recognition.litert_files import convert_to_litert
     from emotion_recognition.model import build_model
 
     keras_model = build_model(base_width=4)
@@ -174,7 +177,7 @@ def test_a_litert_file_recorded_for_another_keras_file_is_never_used(tmp_path, m
     import json
     import shutil
 
-    from emotion_recognition.classifier import MAX_DEVIATION, beside_paths
+    from emotion_recognition.litert_files import MAX_DEVIATION, beside_paths
     from emotion_recognition.model import build_model, save_model_atomic
 
     monkeypatch.setenv("EMOTION_RECOGNITION_CACHE", str(tmp_path / "cache"))
@@ -194,7 +197,7 @@ def test_a_litert_file_recorded_for_another_keras_file_is_never_used(tmp_path, m
 
 
 def test_the_shipped_litert_file_matches_the_shipped_model(shipped_model):
-    from emotion_recognition.classifier import beside_paths, file_sha256
+    from emotion_recognition.litert_files import beside_paths, file_sha256
 
     import json
 

@@ -267,7 +267,7 @@ class FakeGui:
 
 @pytest.mark.parametrize("closes", ["zero", "error", "never"])
 def test_the_window_stops_on_its_close_button_where_the_backend_tells(monkeypatch, closes):
-    from emotion_recognition.video import Window
+    from emotion_recognition.window import Window
 
     gui = FakeGui(closes)
     for name in ("imshow", "waitKey", "getWindowProperty"):
@@ -279,7 +279,7 @@ def test_the_window_stops_on_its_close_button_where_the_backend_tells(monkeypatc
 
 
 def test_the_window_stops_on_q_or_esc_whatever_the_backend(monkeypatch):
-    from emotion_recognition.video import Window
+    from emotion_recognition.window import Window
 
     for key in (ord("q"), 27):
         gui = FakeGui("never", keys=[-1, key])
@@ -291,7 +291,8 @@ def test_the_window_stops_on_q_or_esc_whatever_the_backend(monkeypatch):
 
 def test_a_large_photo_is_shown_whole_and_its_labels_stay_readable(monkeypatch):
     from emotion_recognition.recognizer import Face
-    from emotion_recognition.video import MAX_WINDOW_SIZE, Window, annotate
+    from emotion_recognition.overlay import annotate
+    from emotion_recognition.window import MAX_WINDOW_SIZE, Window
 
     shown = []
     monkeypatch.setattr(cv2, "imshow", lambda title, image: shown.append(image.shape[:2]))
@@ -315,7 +316,7 @@ def test_a_large_photo_is_shown_whole_and_its_labels_stay_readable(monkeypatch):
 
 def test_bars_beside_a_face_show_each_probability_in_proportion():
     from emotion_recognition.recognizer import Face
-    from emotion_recognition.video import BAR_COLOR, BARS_GAP, BARS_NAME_WIDTH, BARS_WIDTH, BOX_COLOR, annotate
+    from emotion_recognition.overlay import BAR_COLOR, BARS_GAP, BARS_NAME_WIDTH, BARS_WIDTH, BOX_COLOR, annotate
 
     probabilities = [0.05, 0.0, 0.1, 0.6, 0.25, 0.0, 0.0]  # angry ... surprise
 
@@ -341,53 +342,92 @@ def test_bars_beside_a_face_show_each_probability_in_proportion():
     assert (frame[223:] == BOX_COLOR).all(axis=2).any() and (frame[223:] == BAR_COLOR).all(axis=2).any()
 
 
-def test_bars_keep_clear_of_other_faces_and_their_bars_where_the_frame_has_room(monkeypatch):
-    from emotion_recognition import video
+def test_bars_keep_clear_of_other_faces_and_their_bars_where_the_frame_has_room():
+    from emotion_recognition.geometry import overlap_area
+    from emotion_recognition.overlay import BARS_GAP, Overlay
     from emotion_recognition.recognizer import Face
 
-    panels, draw_bars = [], video.draw_bars
-    monkeypatch.setattr(video, "draw_bars", lambda *args, **kwargs: panels.append(draw_bars(*args, **kwargs)[1])
-                        or (None, panels[-1]))
+    def panels_for(boxes):
+        overlay = Overlay()
+        overlay.draw(np.zeros((480, 640, 3), np.uint8), [Face.from_probabilities(box, np.eye(7)[3]) for box in boxes])
+        panels = [rectangle for _, rectangle in overlay.panels]
+        assert not any(overlap_area(panel, other) for panel in panels for other in panels + boxes if other is not panel)
+        return overlay.panels
+
     boxes = [(60, 100, 150, 150), (470, 100, 150, 150)]  # the second has no room on its right
-    video.annotate(np.zeros((480, 640, 3), np.uint8), [Face.from_probabilities(box, np.eye(7)[3]) for box in boxes])
-    (left_x, _, left_w, _), (x, y, _, _) = panels
-    assert left_x == 60 + 150 + video.BARS_GAP  # the first face's bars on its right, as ever
+    (side, (left_x, _, _, _)), (second_side, (x, y, _, _)) = panels_for(boxes)
+    assert side == "right" and left_x == 60 + 150 + BARS_GAP  # the first face's bars on its right, as ever
     # Left of the second face they would cover the first face's bars: they go below it instead.
-    assert (x, y) == (470, 100 + 150 + video.BARS_GAP)
-    assert not any(video.overlap_area(panel, other) for panel in panels for other in panels + boxes
-                   if other is not panel)
+    assert second_side == "below" and (x, y) == (470, 100 + 150 + BARS_GAP)
     # With no room below either (the faces low in the frame), above the face's label.
-    panels.clear()
-    boxes = [(60, 300, 150, 150), (470, 300, 150, 150)]
-    video.annotate(np.zeros((480, 640, 3), np.uint8), [Face.from_probabilities(box, np.eye(7)[3]) for box in boxes])
-    (x, y, _, height) = panels[1]
-    assert x == 470 and y + height < 300 - 15  # clear of the label, about 20 px tall
-    assert not any(video.overlap_area(panel, other) for panel in panels for other in panels + boxes
-                   if other is not panel)
+    _, (side, (x, y, _, height)) = panels_for([(60, 300, 150, 150), (470, 300, 150, 150)])
+    assert side == "above" and x == 470 and y + height < 300 - 15  # clear of the label, about 20 px tall
+
+
+def test_a_panel_with_no_clear_place_shrinks_into_its_box_and_never_covers_another():
+    from emotion_recognition.geometry import overlap_area
+    from emotion_recognition.overlay import BAR_COLOR, BOX_COLOR, Overlay
+    from emotion_recognition.recognizer import Face
+
+    # Four faces crowding a 640x480 frame, as in the speed benchmark's clip, and the frame-rate counter.
+    boxes = [(20, 30, 190, 190), (340, 30, 190, 190), (20, 265, 190, 190), (340, 265, 190, 190)]
+    faces = [Face.from_probabilities(box, np.eye(7)[3], id=n) for n, box in enumerate(boxes)]
+    overlay = Overlay()
+    frame = overlay.draw(np.zeros((480, 640, 3), np.uint8), faces, fps=25.0)
+    drawn = [panel for panel in overlay.panels if panel]
+    assert len(drawn) == 4 and any(side == "compact" for side, _ in drawn)
+    rectangles = [rectangle for _, rectangle in drawn]
+    for (side, rectangle), box in zip(overlay.panels, boxes):
+        assert not any(overlap_area(rectangle, other) for other in rectangles if other is not rectangle)
+        if side == "compact":  # inside its own box, clear of every other face
+            x, y, w, h = box
+            assert x < rectangle[0] and rectangle[0] + rectangle[2] < x + w and y + h / 2 < rectangle[1] < y + h
+            region = frame[rectangle[1]:rectangle[1] + rectangle[3], rectangle[0]:rectangle[0] + rectangle[2]]
+            assert (region == BOX_COLOR).all(axis=2).any() and not (region == BAR_COLOR).all(axis=2).any()
+        else:
+            assert not any(overlap_area(rectangle, other) for other in boxes)
+
+
+def test_the_frame_rate_keeps_clear_of_labels():
+    from emotion_recognition.overlay import OUTLINE_COLOR, Overlay
+    from emotion_recognition.recognizer import Face
+
+    def outline_after(overlay, faces):
+        frame = overlay.draw(np.full((480, 640, 3), 90, np.uint8), faces, fps=30.0)
+        return (frame == OUTLINE_COLOR).all(axis=2)
+
+    overlay = Overlay(bars=False)
+    assert outline_after(overlay, [])[:60, :160].any()  # the top left corner, where nothing else is
+    face = Face.from_probabilities((5, 30, 150, 150), np.eye(7)[3])  # its label in the top left corner
+    outline = outline_after(overlay, [face])
+    assert not outline[:190, :160].any()  # not over the face or its label
+    assert outline[:60, 400:].any()  # but in the top right corner
+    assert outline_after(overlay, [])[:60, 400:].any()  # and there it stays while it is clear
 
 
 def test_bars_stay_on_their_side_from_frame_to_frame_while_it_is_clear():
+    from emotion_recognition.overlay import Overlay
     from emotion_recognition.recognizer import Face
-    from emotion_recognition.video import annotate
+
+    overlay = Overlay()
 
     def frame_with(*boxes_and_ids):
         faces = [Face.from_probabilities(box, np.eye(7)[3], id=face_id) for box, face_id in boxes_and_ids]
-        annotate(np.zeros((480, 640, 3), np.uint8), faces, sides=sides)
+        overlay.draw(np.zeros((480, 640, 3), np.uint8), faces)
 
-    sides = {}
     frame_with(((250, 100, 120, 120), 1))
-    assert sides == {1: "right"}  # the first choice, with room
-    sides[1] = "left"  # as if drawn there before, when something stood on its right
+    assert overlay.sides == {1: "right"}  # the first choice, with room
+    overlay.sides[1] = "left"  # as if drawn there before, when something stood on its right
     frame_with(((252, 101, 120, 120), 1))
-    assert sides == {1: "left"}  # stays, though the right is free again
+    assert overlay.sides == {1: "left"}  # stays, though the right is free again
     frame_with(((252, 101, 120, 120), 1), ((60, 100, 100, 100), 2))
-    assert sides == {1: "right", 2: "below"}  # a face came where its bars were: they move
+    assert overlay.sides == {1: "right", 2: "below"}  # a face came where its bars were: they move
     frame_with(((60, 100, 100, 100), 2))
-    assert set(sides) == {2}  # a face gone is forgotten
+    assert set(overlay.sides) == {2}  # a face gone is forgotten
 
 
 def test_a_cameras_output_video_plays_in_real_time_and_a_files_keeps_its_frames(tmp_path):
-    from emotion_recognition.video import OutputVideo
+    from emotion_recognition.media import OutputVideo
 
     frame = np.zeros((48, 64, 3), np.uint8)
     for follows_clock, expected in ((True, 6), (False, 3)):
@@ -416,7 +456,7 @@ def test_a_cameras_output_video_plays_in_real_time_and_a_files_keeps_its_frames(
 
 
 def test_frames_of_another_size_are_fitted_into_the_output_video_not_lost(tmp_path):
-    from emotion_recognition.video import OutputVideo
+    from emotion_recognition.media import OutputVideo
 
     path = tmp_path / "turned.mp4"
     video = OutputVideo(path, fps=10, follows_clock=False)
@@ -657,7 +697,7 @@ def test_a_camera_that_never_gives_a_frame_is_a_clear_error_soon(cli, monkeypatc
 
 def test_the_window_answers_while_a_live_stream_is_late_and_says_it_reconnects(monkeypatch):
     from emotion_recognition.sources import LatestFrame
-    from emotion_recognition.video import Window, wait_in_window
+    from emotion_recognition.window import Window
 
     shown = []
     gui = FakeGui("never", keys=[-1, -1, ord("q")])
@@ -666,13 +706,13 @@ def test_the_window_answers_while_a_live_stream_is_late_and_says_it_reconnects(m
         monkeypatch.setattr(cv2, name, getattr(gui, name))
     capture = ScriptedCapture()
     latest, frame = LatestFrame(capture), np.zeros((120, 160, 3), np.uint8)
-    assert wait_in_window(Window(), latest, frame)  # no frame comes; q still stops the run
+    assert Window().wait_for(latest, frame)  # no frame comes; q still stops the run
     assert len(shown) == 3 and not shown[0].any()  # the last frame, as it was
     latest.reconnecting, latest.lost_at = True, time.monotonic()
     gui.keys = [ord("q")]
-    assert wait_in_window(Window(), latest, frame)
+    assert Window().wait_for(latest, frame)
     assert shown[-1].any() and not frame.any()  # the notice, on a copy
     capture.queue.put(7)
-    assert not wait_in_window(Window(), latest, frame)  # a frame came: read it
+    assert not Window().wait_for(latest, frame)  # a frame came: read it
     capture.queue.put(None)
     latest.release()

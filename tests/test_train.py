@@ -7,10 +7,12 @@ import sys
 
 import keras
 import numpy as np
+import pytest
 
 from conftest import ROOT, assert_clean_error, interrupt_after_first_epoch, weight_groups
 
 
+@pytest.mark.slow
 def test_train_one_epoch_writes_a_model_that_honours_the_contract(cli, fer_folder, tmp_path):
     output = tmp_path / "m.keras"
     result = cli("train", "--data", fer_folder, "--epochs", "1", "--output", output, "--members", "1")
@@ -66,6 +68,7 @@ def test_the_line_after_each_epoch_counts_the_models_still_to_train(capsys):
         "done", "under a minute to go", "about 17 min to go", "about 3 h 05 min to go"]
 
 
+@pytest.mark.slow
 def test_resume_without_a_run_is_refused(cli, fer_folder, tmp_path):
     result = cli("train", "--data", fer_folder, "--output", tmp_path / "m.keras", "--resume")
     assert_clean_error(result, "nothing to resume")
@@ -73,6 +76,7 @@ def test_resume_without_a_run_is_refused(cli, fer_folder, tmp_path):
                        "members must be 1 or more")
 
 
+@pytest.mark.slow
 def test_sigint_after_first_epoch_keeps_a_model_and_resume_finishes(fer_folder, tmp_path):
     output, run_dir = tmp_path / "m.keras", tmp_path / "run"
     command = [sys.executable, str(ROOT / "train.py"), "--data", str(fer_folder), "--epochs", "4",
@@ -104,6 +108,7 @@ def test_sigint_after_first_epoch_keeps_a_model_and_resume_finishes(fer_folder, 
     assert int(last.optimizer.iterations) == 4 * steps_per_epoch
 
 
+@pytest.mark.slow
 def test_recipe_options_shape_the_model_and_a_resumed_run_keeps_them(cli, fer_folder, tmp_path):
     output = tmp_path / "m.keras"
     first = cli("train", "--data", fer_folder, "--epochs", "1", "--output", output, "--quiet",
@@ -125,7 +130,8 @@ def test_recipe_options_shape_the_model_and_a_resumed_run_keeps_them(cli, fer_fo
     assert (config["crop_size"], config["optimizer"]) == (44, "sgd")
 
     # The library does the same, and leaves the caller's config as it was.
-    from emotion_recognition.training import TrainConfig, train
+    from emotion_recognition.recipe import TrainConfig
+    from emotion_recognition.training import train
 
     asked = TrainConfig(data=str(fer_folder), output=str(output), epochs=1, base_width=16, dense_units=64)
     metrics = train(asked, resume=True, verbose=0)  # nothing left to train: publishes and scores again
@@ -133,6 +139,7 @@ def test_recipe_options_shape_the_model_and_a_resumed_run_keeps_them(cli, fer_fo
     assert (asked.base_width, asked.dense_units) == (16, 64)
 
 
+@pytest.mark.slow
 def test_two_members_train_one_after_another_and_the_published_model_averages_them(cli, fer_folder, tmp_path):
     output, run_dir = tmp_path / "pair.keras", tmp_path / "run"
     options = ("train", "--data", fer_folder, "--epochs", "1", "--output", output, "--run-dir", run_dir, "--quiet",
@@ -162,6 +169,7 @@ def test_two_members_train_one_after_another_and_the_published_model_averages_th
     assert_clean_error(cli(*options), "already holds a run", "--resume", "--restart")
 
 
+@pytest.mark.slow
 def test_compare_recipes_never_discards_a_run_of_another_length(fer_folder, tmp_path):
     # A finished 8-epoch comparison run must survive a later call that asks for 30 epochs.
     run_dir = tmp_path / "recipes" / "crops-sgd"

@@ -9,6 +9,7 @@
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 from . import HelpFormatter, add_standard_options
@@ -31,7 +32,7 @@ def parse_args(argv=None):
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
     parser.add_argument("--confusion-png", metavar="PATH",
                         help="where the confusion matrix goes (default: <model>.confusion.png beside the model; for "
-                             "the shipped model, whose PublicTest figure ships with it, in the current folder)")
+                             "the shipped model, whose PublicTest figure ships with it, in the temporary folder)")
     parser.add_argument("--batch-size", type=int, default=256,
                         help="faces per prediction call; smaller needs less memory")
     add_standard_options(parser)
@@ -53,11 +54,12 @@ def scored_folder(folder):
 
 def default_confusion_png(model):
     """<model>.confusion.png beside the model, except for a model shipped in the package: the figure
-    beside it is its PublicTest one, which the README shows, so a score of other faces goes to the
-    current folder instead (an installed package's folder may not even be writable)."""
+    beside it is its PublicTest one, which the model card shows, so a score of other faces goes to the
+    temporary folder instead (not into whatever folder the user stands in; an installed package's
+    folder may not even be writable)."""
     model = Path(model)
     png = model.with_suffix(".confusion.png")
-    return Path.cwd() / png.name if model.resolve().parent == MODELS_DIR.resolve() else png
+    return Path(tempfile.gettempdir()) / png.name if model.resolve().parent == MODELS_DIR.resolve() else png
 
 
 def short_path(folder):
@@ -71,7 +73,7 @@ def main(argv=None):
         from ..runtime import import_tensorflow
 
         import_tensorflow()  # before Keras, so that TensorFlow's start-up notices stay hidden
-        from .. import data, evaluation
+        from .. import data, evaluation, plots
         from ..files import save_figure
         from ..model import load_model
 
@@ -87,14 +89,14 @@ def main(argv=None):
                   "macro F1 averages the other emotions", file=sys.stderr)
         report = evaluation.evaluate(model, images, labels, batch_size=args.batch_size, verbose=not args.json)
         report.update(model=str(args.model), data=str(folder), parameters=int(model.count_params()))
-        figure = evaluation.plot_confusion_matrix(report["confusion_matrix"],
-                                                  title=f"{Path(args.model).name} on {short_path(folder)}")
+        figure = plots.plot_confusion_matrix(report["confusion_matrix"],
+                                             title=f"{Path(args.model).name} on {short_path(folder)}")
         save_figure(figure, png, dpi=120)
         if args.json:
             print(json.dumps(report))
         else:
             print(evaluation.format_report(report, title=str(folder)))
-            print(f"confusion matrix: {png}", file=sys.stderr)
+        print(f"confusion matrix: {png}", file=sys.stderr)
 
 
 if __name__ == "__main__":

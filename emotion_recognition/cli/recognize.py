@@ -87,72 +87,75 @@ def parse_args(argv=None):
 
 
 def check_options(args):
-    if args.every < 1:
-        raise UserError(f"--every must be 1 or more, not {args.every}")
-    if args.half_life < 0:
-        raise UserError(f"--half-life must be 0 or more seconds, not {args.half_life:g}")
+    """The options the stream settings do not check themselves."""
     if args.min_face < 1:
         raise UserError(f"--min-face must be at least 1 pixel, not {args.min_face}")
-    if args.reconnect < 0:
-        raise UserError(f"--reconnect must be 0 or more seconds, not {args.reconnect:g}")
-    if args.max_frames is not None and args.max_frames < 1:
-        raise UserError(f"--max-frames must be 1 or more, not {args.max_frames}")
     if args.selfie and args.image:
         raise UserError("--selfie mirrors a camera or a video; a photo is shown as it was taken")
+
+
+def stream_settings(args):
+    """The StreamSettings the options ask for; a bad value is a UserError naming its option."""
+    from ..pipeline import StreamSettings
+
+    try:
+        return StreamSettings(display=not args.no_display, output=args.output, max_frames=args.max_frames,
+                              every=args.every, half_life=None if args.no_smoothing else args.half_life,
+                              bars=args.bars, reconnect=args.reconnect, selfie=args.selfie)
+    except ValueError as error:  # its message starts with the setting's name, which is the option's
+        raise UserError(f"--{error}") from None
 
 
 def main(argv=None):
     args = parse_args(argv)
     with friendly_errors(args.debug, ADVICE):
         if args.export:
-            from ..classifier import export_litert
-            from ..runtime import import_tensorflow
-
-            import_tensorflow()  # the check against Keras needs it; its start-up notices stay hidden
-            check_writable(args.export, "--export")
-            deviation = export_litert(args.model, args.export)
-            print(f"wrote {args.export} (largest deviation from Keras on a probe batch: {deviation:.1e})",
-                  file=sys.stderr)
+            export(args.model, args.export)
             return
         # Imported here so that --help answers at once, without loading the model runtime.
-        from .. import video
+        from .. import pipeline
         from ..recognizer import EmotionRecognizer
+        from ..window import check_display
 
-        display = not args.no_display
         check_options(args)
-        if display:
-            video.check_display()
+        settings = stream_settings(args)
+        if settings.display:
+            check_display()
         single_image = args.image and len(args.image) == 1 and not Path(args.image[0]).is_dir()
         if args.output and (single_image or not args.image):
             check_writable(args.output, "--output")
         recognizer = EmotionRecognizer(args.model, min_face=args.min_face, mirror=args.mirror)
         if args.image:
-            summary = video.run_images(recognizer, args.image, output=args.output, display=display, as_json=args.json,
-                                       bars=args.bars)
+            summary = pipeline.run_images(recognizer, args.image, output=args.output, display=settings.display,
+                                          as_json=args.json, bars=args.bars)
             if not single_image:
-                skipped = len(summary["skipped"])
-                print(f"{summary['images']} images, {summary['faces']} faces"
+                skipped = len(summary.skipped)
+                print(f"{summary.images} images, {summary.faces} faces"
                       + (f"; skipped {skipped} file(s) that are not readable images" if skipped else "")
                       + (f"; annotated copies in {args.output}" if args.output else ""), file=sys.stderr)
             return
-        summary = video.run_stream(recognizer, args.source, output=args.output, display=display,
-                                   as_json=args.json, max_frames=args.max_frames, every=args.every,
-                                   half_life=None if args.no_smoothing else args.half_life, bars=args.bars,
-                                   reconnect_s=args.reconnect, selfie=args.selfie)
-        if summary["live"] and summary["source_ended"]:  # else a window that closes by itself is a mystery
-            if args.source.isdigit():
-                why = f" (none for {sources.CAMERA_PATIENCE_S:g} s)"
-            else:
-                why = f" (it ended, or sent none for {sources.STREAM_TIMEOUT_S} s)"
-                if args.reconnect > 0:
-                    why += f" and did not come back within {args.reconnect:g} s"
-            print(f"{sources.describe(args.source)} stopped sending frames{why}", file=sys.stderr)
-        if summary.get("dropped"):
-            print(f"{summary['dropped']} frames of the stream arrived while others were being classified and "
+        listeners = [pipeline.JsonLines()] if args.json else []
+        summary = pipeline.run_stream(recognizer, args.source, settings, listeners)
+        source = summary.source
+        if source.live and summary.source_ended:  # else a window that closes by itself is a mystery
+            print(source.why_stopped(), file=sys.stderr)
+        if source.dropped:
+            print(f"{source.dropped} frames of the stream arrived while others were being classified and "
                   "were left out, to keep up with it", file=sys.stderr)
-        if not display:
-            print(f"{summary['frames']} frames, {summary['faces']} faces, {summary['fps']:.1f} frames/s"
+        if not settings.display:
+            print(f"{summary.frames} frames, {summary.faces} faces, {summary.fps:.1f} frames/s"
                   + (f"; wrote {args.output}" if args.output else ""), file=sys.stderr)
+
+
+def export(model, destination):
+    """--export: the model's LiteRT form, checked against Keras, written to `destination`."""
+    from ..litert_files import export_litert
+    from ..runtime import import_tensorflow
+
+    import_tensorflow()  # the check against Keras needs it; its start-up notices stay hidden
+    check_writable(destination, "--export")
+    deviation = export_litert(model, destination)
+    print(f"wrote {destination} (largest deviation from Keras on a probe batch: {deviation:.1e})", file=sys.stderr)
 
 
 if __name__ == "__main__":
