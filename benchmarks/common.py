@@ -2,7 +2,10 @@
 there, timing and memory. (The CPU a figure was measured on: emotion_recognition.runtime.cpu_description.)"""
 
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -156,3 +159,23 @@ def resident_mb():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+RECOGNITION_SCRIPT = Path(__file__).resolve().parent.parent / "recognition.py"
+# recognition.py in a fresh Python that reports its own peak memory as it ends, however it ends (VmHWM
+# counts only what the process used; wait4's figure would include the parent's, forked into it).
+PEAK_WRAPPER = ("import runpy, sys\nscript, *args = sys.argv[1:]\nsys.argv = [script, *args]\ntry:\n"
+                "    runpy.run_path(script, run_name='__main__')\nfinally:\n"
+                "    print('peak_kb', [line.split()[1] for line in open('/proc/self/status') "
+                "if line.startswith('VmHWM')][0], file=sys.stderr)")
+
+
+def recognition_with_peak(*args):
+    """Run `recognition.py ARGS` as a user would; returns (wall seconds, peak memory in MB, the
+    CompletedProcess)."""
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", PEAK_WRAPPER, str(RECOGNITION_SCRIPT), *map(str, args)],
+                            capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    peaks = [line.split()[1] for line in result.stderr.splitlines() if line.startswith("peak_kb")]
+    return seconds, int(peaks[0]) / 1024 if peaks else float("nan"), result

@@ -22,3 +22,8 @@ DEFAULT_RUNS_DIR = PROJECT_ROOT / "runs"
 
 # What a trained .keras file records about itself (see files.py), beside Keras' own entries.
 MODEL_RECORD_NAME = "emotion_recognition.json"
+
+# The web service's defaults (server.py), here so that the command line shows them without its extra:
+# this machine only (0.0.0.0 opens it to the network), uvicorn's usual port, and room for a phone's
+# photo (2-8 MB; a camera frame as JPEG is about 50 kB).
+SERVE_HOST, SERVE_PORT, SERVE_MAX_UPLOAD_MB = "127.0.0.1", 8000, 10

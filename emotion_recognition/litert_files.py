@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .classifier import KerasClassifier, LiteRTClassifier
+from .classifier import INTERPRETER_THREADS, KerasClassifier, LiteRTClassifier
 from .config import INPUT_SHAPE
 from .errors import UserError
 from .files import check_model_file, write_atomic, write_json_atomic
@@ -106,17 +106,18 @@ def write_litert_beside(model_path, flatbuffer=None):
     return tflite
 
 
-def load_classifier(model_path):
+def load_classifier(model_path, threads=None):
     """The fastest classifier for a .keras model: its matching LiteRT form, converting it if needed.
 
-    TensorFlow is imported only when there is no LiteRT form of this exact file yet.
+    TensorFlow is imported only when there is no LiteRT form of this exact file yet. threads: the
+    LiteRT interpreters' threads (default: classifier.INTERPRETER_THREADS).
     """
     model_path = Path(model_path)
     check_model_file(model_path)
     digest = file_sha256(model_path)
     flatbuffer = matching_litert(model_path, digest)
     if flatbuffer is not None:
-        return LiteRTClassifier(flatbuffer)
+        return LiteRTClassifier(flatbuffer, threads or INTERPRETER_THREADS)
 
     from .model import load_model  # TensorFlow from here on
 
@@ -130,7 +131,7 @@ def load_classifier(model_path):
         write_atomic(cached_path(model_path, digest), flatbuffer)
     except OSError:
         pass  # a read-only cache only costs the conversion again next time
-    return LiteRTClassifier(flatbuffer)
+    return LiteRTClassifier(flatbuffer, threads or INTERPRETER_THREADS)
 
 
 def export_litert(model_path, destination):

@@ -33,7 +33,7 @@ class JsonLines:
     def add(self, index, seconds, faces):
         print(faces_json(faces, frame=index, time=round(seconds, 3)), flush=True)
 
-    def close(self):
+    def close(self, finished=True):
         pass
 
 
@@ -115,6 +115,7 @@ class StreamSettings:
     bars: bool = True            # each face's probabilities as bars beside it
     reconnect: float = RECONNECT_S  # seconds a live network stream that stops is opened again for
     selfie: bool = False         # mirror every frame first, as video calls show you to yourself
+    progress: bool = True        # a video file's progress bar on stderr
 
     def __post_init__(self):
         if self.every < 1:
@@ -153,44 +154,85 @@ class FrameRate:
         return (len(self.times) - 1) / (self.times[-1] - self.times[0])
 
 
-def run_stream(recognizer, address, settings=None, listeners=()):
-    """Recognize emotions in the frames of a camera, a network stream or a video file (open_source's
-    `address`) until it ends, max_frames, or the user stops the window; returns a StreamSummary.
+class ClassifiedFrames:
+    """The classified frames of a camera, a network stream or a video file (open_source's `address`),
+    as (index, seconds, frame, faces), one at a time: index is the frame's number in the source,
+    seconds its time in the stream. Faces are tracked from frame to frame (ids) and their
+    probabilities smoothed over stream time. Opening it opens the source (a clear error if it gives no
+    frame); the source is released when the iteration ends, however it ends. `ended` tells whether
+    the source ended by itself; nothing is kept from one frame to the next but the tracker's state.
+    """
 
-    Faces are tracked from frame to frame (ids) and their probabilities smoothed over stream time.
+    def __init__(self, recognizer, address, settings):
+        self.settings, self.ended = settings, False
+        self.source = open_source(address, reconnect_s=settings.reconnect)
+        ok, self._first = self.source.read()
+        if not ok:
+            self.source.release()
+            raise self.source.no_frames_error()
+        self.clock = StreamClock(self.source, self.source.live, settings.every)
+        self.stream = recognizer.stream(half_life=settings.half_life)
+
+    def expected(self):
+        """How many frames will be classified, for a progress bar; None for a live source."""
+        every, limit = self.settings.every, self.settings.max_frames
+        total = None if self.source.live else (int(self.source.get(cv2.CAP_PROP_FRAME_COUNT)) + every - 1) // every
+        return min(total, limit) if total and limit else (total or limit)
+
+    def __iter__(self):
+        settings, source = self.settings, self.source
+        frame, index, frames = self._first, 0, 0
+        try:
+            while settings.max_frames is None or frames < settings.max_frames:
+                if settings.selfie:
+                    frame = cv2.flip(frame, 1)
+                seconds = self.clock.time(index)
+                frames += 1
+                yield index, seconds, frame, self.stream.detect(frame, seconds)
+                ok = True
+                for _ in range(settings.every - 1):  # frames not classified are not even decoded
+                    ok = source.grab()
+                    index += 1
+                    if not ok:
+                        break
+                if ok:
+                    ok, frame = source.read()  # False at the end of a file or when a camera stops
+                    index += 1
+                if not ok:
+                    self.ended = True
+                    return
+        finally:
+            source.release()
+
+
+def run_stream(recognizer, address, settings=None, listeners=()):
+    """Recognize emotions in the frames of a camera, a network stream or a video file until it ends,
+    max_frames, or the user stops the window; returns a StreamSummary.
+
     Each classified frame's faces go to every listener's add(index, seconds, faces) (JsonLines, a
-    report), which are closed at the end. The source and the output video are always released, so
-    a stream that stops mid-run still leaves a finished, playable file.
+    reports.ReportWriter); at the end each is closed with close(finished), finished False where an
+    error or Ctrl-C cut the run short. The source and the output video are always released, so a
+    stream that stops mid-run still leaves a finished, playable file.
     """
     from tqdm import tqdm
 
     settings = settings or StreamSettings()
     if settings.output:
         check_writable(settings.output)
-    every = settings.every
-    source = open_source(address, reconnect_s=settings.reconnect)
-    ok, frame = source.read()
-    if not ok:
-        source.release()
-        raise source.no_frames_error()
-    stream = recognizer.stream(half_life=settings.half_life)
-    clock = StreamClock(source, source.live, every)
-    video_out = OutputVideo(settings.output, clock.fps / every, follows_clock=source.live) if settings.output else None
-    total = None if source.live else (int(source.get(cv2.CAP_PROP_FRAME_COUNT)) + every - 1) // every or None
-    if settings.max_frames:
-        total = min(total, settings.max_frames) if total else settings.max_frames
+    frames_of = ClassifiedFrames(recognizer, address, settings)
+    source, clock = frames_of.source, frames_of.clock
+    video_out = OutputVideo(settings.output, clock.fps / settings.every, follows_clock=source.live) \
+        if settings.output else None
     # A video file gets a progress bar on stderr; a camera or a live stream has no end to show.
-    progress = tqdm(total=total, unit="frame", disable=source.live, file=sys.stderr, leave=False)
+    progress = tqdm(total=frames_of.expected(), unit="frame", disable=source.live or not settings.progress,
+                    file=sys.stderr, leave=False)
     rate, overlay = FrameRate(), Overlay(settings.bars)
     window = Window() if settings.display else None
-    index = frames = faces_seen = 0  # index: the frame's number in the source; frames: those classified
+    frames = faces_seen = 0
+    finished = False
     started = time.perf_counter()
     try:
-        while ok and (settings.max_frames is None or frames < settings.max_frames):
-            if settings.selfie:
-                frame = cv2.flip(frame, 1)
-            seconds = clock.time(index)
-            faces = stream.detect(frame, seconds)
+        for index, seconds, frame, faces in frames_of:
             for listener in listeners:
                 listener.add(index, seconds, faces)
             frames += 1
@@ -201,26 +243,28 @@ def run_stream(recognizer, address, settings=None, listeners=()):
                 overlay.draw(frame, faces, fps=fps if window else None)
             if video_out:
                 video_out.write(frame, seconds)
-            if window and window.show(frame, clock.wait_ms(seconds)):
+            if window and (window.show(frame, clock.wait_ms(seconds))
+                           or (source.live and window.wait_for(source, frame))):
                 break
-            for _ in range(every - 1):  # frames not classified are not even decoded
-                ok = source.grab()
-                index += 1
-                if not ok:
-                    break
-            if ok:
-                if window and source.live and window.wait_for(source, frame):
-                    break
-                ok, frame = source.read()  # False at the end of a file or when a camera stops
-                index += 1
+        finished = True
     finally:
         progress.close()
-        source.release()
+        source.release()  # at once, also when the window stopped the run
         if video_out:
             video_out.release()
         if window:
             window.close()
         for listener in listeners:
-            listener.close()
+            listener.close(finished)
     return StreamSummary(frames=frames, faces=faces_seen, seconds=time.perf_counter() - started, source=source,
-                         source_ended=not ok)
+                         source_ended=frames_of.ended)
+
+
+def faces_over_time(recognizer, address, settings=None):
+    """Every face of every classified frame of a video, camera or stream, as Face objects with their
+    `frame` and `time` set: EmotionRecognizer.analyze()."""
+    settings = settings or StreamSettings(display=False)
+    for index, seconds, _, faces in ClassifiedFrames(recognizer, address, settings):
+        for face in faces:
+            face.frame, face.time = index, seconds
+            yield face

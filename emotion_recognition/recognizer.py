@@ -9,6 +9,9 @@
     for face in stream.detect(frame, time_in_seconds):
         print(face.id, face.emotion)        # ids stay while a face stays; probabilities are smoothed
 
+    for face in recognizer.analyze("interview.mp4"):   # a whole video, one face at a time
+        print(face.frame, face.time, face.id, face.emotion)
+
 One recognizer may be shared by several threads (a web server's pool, say): each thread gets its
 own LiteRT interpreters and its own face cascade, so calls run side by side and give the same
 answers as one thread would. With the shipped model it runs without TensorFlow (see classifier.py).
@@ -42,6 +45,8 @@ class Face:
     confidence: float   # its probability
     probabilities: dict  # every class name -> probability; they sum to 1
     id: int = None      # in a stream: the same while the face stays in view; None for single images
+    frame: int = None   # from analyze(): the frame's number in the video, and its time in seconds
+    time: float = None
 
     @classmethod
     def from_probabilities(cls, box, probabilities, id=None):
@@ -54,10 +59,9 @@ class Face:
         return getattr(self, key)
 
     def to_dict(self):
-        values = asdict(self)
-        if values["id"] is None:
-            del values["id"]
-        return values
+        """The face as JSON-ready values; id, frame and time only where they are known."""
+        return {key: value for key, value in asdict(self).items()
+                if value is not None or key not in ("id", "frame", "time")}
 
 
 def check_pixel_range(faces):
@@ -75,15 +79,17 @@ def check_pixel_range(faces):
 
 
 class EmotionRecognizer:
-    def __init__(self, model_path=DEFAULT_MODEL_PATH, detector=None, min_face=MIN_FACE, mirror=MIRROR):
+    def __init__(self, model_path=DEFAULT_MODEL_PATH, detector=None, min_face=MIN_FACE, mirror=MIRROR, threads=None):
         """model_path: a .keras model. min_face: the smallest face looked for, in frame pixels.
         detector: a FaceDetector to use instead (shared by all threads, which then take turns).
-        mirror: classify each face and its mirror image and average them (evaluate.py's "mirror")."""
+        mirror: classify each face and its mirror image and average them (evaluate.py's "mirror").
+        threads: the model runtime's threads per call (default: the cores, up to 4); 1 where several
+        recognizers run side by side (one per video in a batch)."""
         self.model_path = model_path
         self.min_face = min_face
         self.mirror = mirror
         # All faces of a frame go through one call of a classifier built once (see classifier.py).
-        self.classifier = load_classifier(model_path)
+        self.classifier = load_classifier(model_path, threads)
         # OpenCV's cascade keeps scratch buffers per object, so each thread gets its own; a detector
         # passed in is shared, and calls to it take turns.
         self._given_detector = detector
@@ -145,6 +151,16 @@ class EmotionRecognizer:
                             for box, p in zip(frame_boxes, probabilities[start:start + len(frame_boxes)])])
             start += len(frame_boxes)
         return results
+
+    def analyze(self, source, every=1, max_frames=None, half_life=HALF_LIFE):
+        """Every face of every classified frame of a video file (or a camera index, or a stream's
+        address), as Face objects with `frame` and `time` set, one at a time: a long video costs no
+        more memory than a short one. every=N classifies every Nth frame. reports.to_dataframe()
+        turns them into a pandas DataFrame."""
+        from .pipeline import StreamSettings, faces_over_time
+
+        settings = StreamSettings(display=False, every=every, max_frames=max_frames, half_life=half_life)
+        return faces_over_time(self, source, settings)
 
     def stream(self, half_life=HALF_LIFE, full_search_every=FULL_SEARCH_EVERY):
         """A StreamRecognizer for consecutive frames of one video or camera (see tracking.py).

@@ -61,6 +61,7 @@ class Source:
         self.address, self.kind, self.capture, self.reconnect_s = str(address), kind, capture, reconnect_s
         self.name = describe(address)
         self.live = kind != VIDEO
+        self.released = False
 
     def read(self):
         return self.capture.read()
@@ -72,7 +73,10 @@ class Source:
         return self.capture.get(prop)
 
     def release(self):
-        self.capture.release()
+        """Stop reading (once; later calls do nothing)."""
+        if not self.released:
+            self.released = True
+            self.capture.release()
 
     def wait(self, seconds):
         """Wait up to `seconds` for the next frame of a live stream; True once read() would answer at
