@@ -31,6 +31,7 @@ import numpy as np
 from emotion_recognition.cli import HelpFormatter, add_standard_options
 from emotion_recognition.config import CLASS_NAMES, DEFAULT_MODEL_PATH
 from emotion_recognition.errors import UserError, friendly_errors
+from emotion_recognition.runtime import cpu_description
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"}  # what expression sets come as
 # Folder names other sets use for this project's classes (KDEF says "afraid", CK+ "anger", ...).
@@ -185,17 +186,19 @@ def main(argv=None):
             fer_name, detector = fer_detector()
             tools[fer_name] = lambda frames: fer_answers(detector, frames)
         results = []
+        if not args.json:
+            print(f"s/photo: seconds per photo (decoding not counted) on {cpu_description()}")
         for folder, photos in sets.items():
             name = Path(folder).resolve().name
             labels, answers, seconds = run_set(name, photos, tools)
             results.append({"name": name, "folder": str(folder), "photos": len(labels),
                             "per_class": {c: int((labels == i).sum()) for i, c in enumerate(CLASS_NAMES)},
-                            "results": [{"model": name, **score(labels, answers[name], seconds[name])}
-                                        for name in tools]})
+                            "results": [{"model": tool, **score(labels, answers[tool], seconds[tool])}
+                                        for tool in tools]})
             if not args.json:
                 print_set(results[-1])
         if args.json:
-            print(json.dumps({"sets": results}))
+            print(json.dumps({"cpu": cpu_description(), "sets": results}))
 
 
 if __name__ == "__main__":

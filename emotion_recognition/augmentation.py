@@ -1,9 +1,9 @@
 """Training-time augmentation: Keras' ImageDataGenerator decides each face's change, OpenCV draws it.
 
 ImageDataGenerator samples every random transform (rotation, zoom, shifts, flip) exactly as its
-documentation describes. Drawing them with its own SciPy warp costs 0.4 ms per 48x48 face, a sixth
-of a training step on a 2-core CPU; `warp_like_image_data_generator` draws the very same affine
-transform with OpenCV in a few microseconds (tests/test_augmentation.py checks the two agree).
+documentation describes. Its own SciPy warp is slow for training on a CPU (docs/design.md, "Numbers
+behind the defaults"); `warp_like_image_data_generator` draws the very same affine transform with
+OpenCV (tests/test_augmentation.py checks the two agree).
 Random crops happen inside the model (model.FaceCrop), so the data here stays 48x48 raw pixels.
 """
 

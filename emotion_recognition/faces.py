@@ -17,13 +17,13 @@ CASCADE_FILE = "haarcascade_frontalface_default.xml"
 # Frames wider than this are searched in a reduced copy (boxes are scaled back): a 4000-px photo
 # would otherwise cost seconds. 640 px, a webcam's width, is searched as it is.
 DETECTION_WIDTH = 640
-# Each pyramid step shrinks the image by this factor; 1.2 is twice as fast but found 17 % fewer
-# FER2013 faces on benchmarks/speed.py's clip.
+# Each pyramid step shrinks the image by this factor; 1.2 is twice as fast but finds fewer faces
+# (docs/design.md, "Numbers behind the defaults").
 SCALE_FACTOR = 1.1
 # Overlapping hits needed to accept a face; lower finds more faces and more false ones.
 MIN_NEIGHBORS = 5
 # Smallest face searched for, in frame pixels (fer's default): a face about 3 m from a laptop webcam.
-# Most of a search's time goes into the smallest sizes; --min-face 100 makes a search ~4x faster.
+# Most of a search's time goes into the smallest sizes (docs/usage.md, "Detection settings").
 MIN_FACE = 50
 # The cascade's own window: no smaller face can be found in the searched image.
 CASCADE_WINDOW = 24

@@ -31,8 +31,8 @@ from .tracking import FULL_SEARCH_EVERY, HALF_LIFE, FaceTracker, smooth
 
 MAX_PIXEL = 255
 # Averaging each face's probabilities with its mirror image's is the cheapest test-time augmentation:
-# it doubles the classifier's cost, a fraction of a millisecond per face with LiteRT, and was right more
-# often on PublicTest and on the live clip (docs/speed.md). mirror=False (--no-mirror) turns it off.
+# it doubles the classifier's cost per face and was right more often on PublicTest and on the live clip
+# (docs/speed.md). mirror=False (--no-mirror) turns it off.
 MIRROR = True
 
 

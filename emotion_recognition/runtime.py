@@ -18,8 +18,8 @@ from pathlib import Path
 TENSORFLOW_ENVIRONMENT = {
     # TensorFlow's C++ start-up chatter (INFO and WARNING lines) stays off the terminal.
     "TF_CPP_MIN_LOG_LEVEL": "2",
-    # TensorFlow turns its oneDNN CPU kernels on by itself only on CPUs with AVX-512; on a 2-core AVX2
-    # CPU they made this model's training about twice as fast.
+    # TensorFlow turns its oneDNN CPU kernels on by itself only on CPUs with AVX-512; they speed up this
+    # model's training on AVX2 CPUs too (docs/design.md, "Numbers behind the defaults").
     "TF_ENABLE_ONEDNN_OPTS": "1",
     # FFmpeg reports undecodable video on stderr itself; the project says it once, in its own words.
     "OPENCV_FFMPEG_LOGLEVEL": "-8",

@@ -23,8 +23,8 @@ import numpy as np
 from .geometry import centre_inside, iou, inside, widened
 
 # Frames between searches of the whole frame; tracked faces and changed regions are searched in between.
-# On benchmarks/speed.py's clip, 20 found 2.7 % more faces than 10 (faces kept between searches) and ran
-# 15 % faster; a face that appears without changing the frame much waits at most this long.
+# A face that appears without changing the frame much waits at most this long to be found; fewer full
+# searches found more faces and ran faster (docs/design.md, "Numbers behind the defaults").
 FULL_SEARCH_EVERY = 20
 # Boxes of one face in consecutive frames overlap at least this much (intersection over union).
 MATCH_IOU = 0.3

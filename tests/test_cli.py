@@ -134,8 +134,8 @@ def test_version_is_the_package_version(cli, command):
     assert result.returncode == 0 and result.stdout.split()[-1] == __version__
 
 
-@pytest.mark.parametrize("script", ["speed.py", "accuracy_vs_fer.py", "compare_recipes.py", "training_speed.py",
-                                    "face_framing.py", "detection.py"])
+@pytest.mark.parametrize("script", sorted(path.name for path in (ROOT / "benchmarks").glob("*.py")
+                                           if path.name != "common.py"))  # common.py is their shared code
 def test_benchmark_help_explains_itself(script):
     assert_help_explains_itself(run_script(Path("benchmarks") / script, "--help"))
 
