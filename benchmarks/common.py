@@ -1,6 +1,7 @@
 """What the benchmarks share: the clips they run on, matching what a pipeline found to the faces drawn
 there, timing and memory. (The CPU a figure was measured on: emotion_recognition.runtime.cpu_description.)"""
 
+import json
 import statistics
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import cv2
 import numpy as np
 
 from emotion_recognition.config import CLASS_NAMES
+from emotion_recognition.errors import UserError
 from emotion_recognition.geometry import centre_inside
 
 FRAME_SIZE = (640, 480)
@@ -58,8 +60,12 @@ CLIP_JITTER = 15               # pixels a face may sit off its place's corner
 CLIP_BACKGROUND = 128
 
 
-def make_fer_clip(test_dir, path, frames, seed=0):
-    """A 640x480 MP4 of PublicTest faces; returns per frame a list of (x, y, w, h, label, face number)."""
+def make_fer_clip(test_dir, path, frames, seed=0, turn=0.0):
+    """A 640x480 MP4 of PublicTest faces; returns per frame a list of (x, y, w, h, label, face number,
+    angle).
+
+    turn: each face is turned in the picture by this many degrees, alternately one way and the other
+    (face after face), about its square's centre; the square stays the face's truth."""
     from emotion_recognition import data
 
     images, labels, _ = data.load_split(test_dir, verbose=False)
@@ -75,15 +81,19 @@ def make_fer_clip(test_dir, path, frames, seed=0):
                 face_number = int(order[next_face % len(order)])
                 next_face += 1
                 size = int(rng.integers(CLIP_FACE_SIZES[0], CLIP_FACE_SIZES[1] + 1))
-                slots[slot] = {"face": face_number, "size": size,
+                slots[slot] = {"face": face_number, "size": size, "turn": turn if next_face % 2 else -turn,
                                "x": left + int(rng.integers(0, CLIP_JITTER + 1)),
                                "y": top + int(rng.integers(0, CLIP_JITTER + 1)),
                                "until": index + int(rng.integers(CLIP_HOLD_FRAMES[0], CLIP_HOLD_FRAMES[1] + 1))}
             placed = slots[slot]
             size, x, y = placed["size"], placed["x"], placed["y"]
             face = cv2.resize(images[placed["face"]], (size, size), interpolation=cv2.INTER_CUBIC)
+            if placed["turn"]:
+                turning = cv2.getRotationMatrix2D((size / 2, size / 2), placed["turn"], 1.0)
+                face = cv2.warpAffine(face, turning, (size, size), flags=cv2.INTER_LINEAR,
+                                      borderValue=CLIP_BACKGROUND)
             frame[y:y + size, x:x + size] = face[..., None]
-            boxes.append((x, y, size, size, int(labels[placed["face"]]), placed["face"] * 1000 + slot))
+            boxes.append((x, y, size, size, int(labels[placed["face"]]), placed["face"] * 1000 + slot, placed["turn"]))
         writer.write(frame)
         truth.append(boxes)
     writer.release()
@@ -101,7 +111,7 @@ def score_live(truth, detections):
         free = list(true_faces)
         for (x, y, w, h), emotion, face_id in frame_detections:
             for face in free:
-                fx, fy, size, _, label, key = face
+                fx, fy, size, _, label, key, _ = face
                 if centre_inside((x, y, w, h), (fx, fy, size, size)):
                     free.remove(face)
                     found += 1
@@ -179,3 +189,36 @@ def recognition_with_peak(*args):
     seconds = time.perf_counter() - started
     peaks = [line.split()[1] for line in result.stderr.splitlines() if line.startswith("peak_kb")]
     return seconds, int(peaks[0]) / 1024 if peaks else float("nan"), result
+
+
+# --- Live recognition, this project's and fer's ---------------------------------------------------------
+
+def live_project(clip, model_path, *options):
+    """recognition.py on the clip as a user runs it; its JSON lines, frames/s from its own summary."""
+    result = subprocess.run([sys.executable, str(RECOGNITION_SCRIPT), "--source", str(clip), "--no-display", "--json",
+                             "--model", str(model_path), *options], capture_output=True, text=True)
+    if result.returncode:
+        raise UserError(f"recognition.py failed on the clip: {result.stderr.strip().splitlines()[-1:]}")
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    summary = [line for line in result.stderr.splitlines() if "frames/s" in line][-1]
+    fps = float(summary.split(" frames/s")[0].split()[-1])
+    missing_time = sum("time" not in r or "frame" not in r for r in records)
+    missing_id = sum("id" not in face for r in records for face in r["faces"])
+    detections = [[(face["box"], face["emotion"], face["id"]) for face in r["faces"]] for r in records]
+    return fps, detections, {"lines_without_frame_or_time": missing_time, "faces_without_id": missing_id}
+
+
+def live_fer(clip):
+    """fer's own pipeline over the same file, decoding included, as its README's video loop does."""
+    from fer.fer import FER
+
+    peer, capture, detections = FER(), cv2.VideoCapture(str(clip)), []
+    started = time.perf_counter()
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        detections.append([(tuple(f["box"]), max(f["emotions"], key=f["emotions"].get), None)
+                           for f in peer.detect_emotions(frame)])
+    capture.release()
+    return len(detections) / (time.perf_counter() - started), detections

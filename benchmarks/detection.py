@@ -5,9 +5,10 @@ Each face of the validation slice of `train/` (the faces train.py holds out, nev
 enlarged to 150-200 px on a 640x480 frame, as in face_framing.py: on a flat grey frame, and on
 photos from scikit-image that hold no human face (coffee, a cat, a rocket, the moon, a page of text,
 a microscope slide, galaxies), at full light and dimmed to 35 %, as in a dark room. The cascade
-searches each frame as the recognizer does, after an optional filter of the frame (OpenCV's own
-face-detection sample equalizes the histogram first). A face counts as found when a box's centre
-lies on it; every other box is a false one.
+searches each frame as the recognizer does (upright and turned copies: `--search turned`; the upright
+frame alone: `--search upright`), after an optional filter of the frame (OpenCV's own face-detection
+sample equalizes the histogram first). A face counts as found when a box's centre lies on it; every
+other box is a false one.
 
     python benchmarks/detection.py
     python benchmarks/detection.py --filters none clahe --min-neighbors 3 5 --faces 500
@@ -48,6 +49,9 @@ def parse_args(argv=None):
     parser.add_argument("--min-neighbors", type=int, nargs="+", default=[MIN_NEIGHBORS],
                         help="overlapping hits the cascade needs to accept a face (the recognizer's: "
                              f"{MIN_NEIGHBORS})")
+    parser.add_argument("--search", nargs="+", choices=sorted(SEARCHES), default=list(SEARCHES),
+                        help="turned: the upright frame and turned copies of it, as the recognizer searches; "
+                             "upright: the upright frame alone")
     parser.add_argument("--seed", type=int, default=0, help="face sizes and places")
     parser.add_argument("--json", action="store_true", help="print one JSON object per row instead of a table")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
@@ -66,7 +70,13 @@ def background_photos():
     return photos
 
 
-def measure(detector, images, backgrounds, light, frame_filter, seed):
+SEARCHES = {
+    "turned": lambda detector, gray: detector.detect_all(gray)[0],   # what the recognizer does
+    "upright": lambda detector, gray: detector.detect(gray),         # the upright frame alone
+}
+
+
+def measure(detector, search, images, backgrounds, light, frame_filter, seed):
     """(faces found, false boxes, milliseconds per frame) over one frame per face."""
     rng = np.random.default_rng(seed)  # the same sizes and places for every filter and setting
     found = false = 0
@@ -75,7 +85,7 @@ def measure(detector, images, backgrounds, light, frame_filter, seed):
         frame, square = draw_face(image, rng, backgrounds[index % len(backgrounds)] if backgrounds else None)
         frame = cv2.convertScaleAbs(frame, alpha=light)
         started = time.perf_counter()
-        boxes = detector.detect(frame_filter(frame))
+        boxes = search(detector, frame_filter(frame))
         seconds += time.perf_counter() - started
         on = [on_face(box, square) for box in boxes]
         found += any(on)
@@ -94,22 +104,24 @@ def main(argv=None):
         conditions = [("grey", None), ("photos", background_photos())]
         if not args.json:
             print(f"{len(images)} validation faces per row, one frame each; {cpu_description()}")
-            print(f"{'background':<10} {'light':>5} {'filter':<9} {'neighbours':>10} {'found':>13} "
+            print(f"{'background':<10} {'light':>5} {'filter':<9} {'search':<8} {'neighbours':>10} {'found':>13} "
                   f"{'false boxes':>11} {'ms/frame':>8}")
         for background, photos in conditions:
             for light in (1.0, DIM_LIGHT):
                 for min_neighbors in args.min_neighbors:
                     detector = FaceDetector(min_neighbors=min_neighbors)
                     for name in args.filters:
-                        found, false, ms = measure(detector, images, photos, light, FILTERS[name], args.seed)
-                        row = {"background": background, "light": light, "filter": name,
-                               "min_neighbors": min_neighbors, "faces": len(images), "found": found,
-                               "false_boxes": false, "ms_per_frame": round(ms, 2)}
-                        if args.json:
-                            print(json.dumps(row), flush=True)
-                        else:
-                            print(f"{background:<10} {light:>5.2f} {name:<9} {min_neighbors:>10} "
-                                  f"{found:>5} ({found / len(images):.3f}) {false:>11} {ms:>8.1f}", flush=True)
+                        for search in args.search:
+                            found, false, ms = measure(detector, SEARCHES[search], images, photos, light,
+                                                       FILTERS[name], args.seed)
+                            row = {"background": background, "light": light, "filter": name, "search": search,
+                                   "min_neighbors": min_neighbors, "faces": len(images), "found": found,
+                                   "false_boxes": false, "ms_per_frame": round(ms, 2)}
+                            if args.json:
+                                print(json.dumps(row), flush=True)
+                            else:
+                                print(f"{background:<10} {light:>5.2f} {name:<9} {search:<8} {min_neighbors:>10} "
+                                      f"{found:>5} ({found / len(images):.3f}) {false:>11} {ms:>8.1f}", flush=True)
 
 
 if __name__ == "__main__":

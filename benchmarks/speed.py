@@ -38,8 +38,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from common import (FRAME_SIZE, VIDEO_FPS, count_found, make_fer_clip, make_video, median_seconds, read_frames,
-                    resident_mb, score_live)
+from common import (FRAME_SIZE, VIDEO_FPS, count_found, live_fer, live_project, make_fer_clip, make_video,
+                    median_seconds, read_frames, resident_mb, score_live)
 from emotion_recognition.cli import HelpFormatter
 from emotion_recognition.runtime import cpu_description
 from emotion_recognition.config import CLASS_NAMES, DEFAULT_DATA_DIR, DEFAULT_MODEL_PATH
@@ -51,40 +51,6 @@ TARGET_FACES_PER_S = 600
 
 
 # --- Live recognition on held-out faces --------------------------------------------------------------
-
-
-def live_project(clip, model_path, *options):
-    """recognition.py on the clip as a user runs it; its JSON lines, frames/s from its own summary."""
-    import subprocess
-
-    script = Path(__file__).resolve().parent.parent / "recognition.py"
-    result = subprocess.run([sys.executable, str(script), "--source", str(clip), "--no-display", "--json",
-                             "--model", str(model_path), *options], capture_output=True, text=True)
-    if result.returncode:
-        raise UserError(f"recognition.py failed on the clip: {result.stderr.strip().splitlines()[-1:]}")
-    records = [json.loads(line) for line in result.stdout.splitlines()]
-    summary = [line for line in result.stderr.splitlines() if "frames/s" in line][-1]
-    fps = float(summary.split(" frames/s")[0].split()[-1])
-    missing_time = sum("time" not in r or "frame" not in r for r in records)
-    missing_id = sum("id" not in face for r in records for face in r["faces"])
-    detections = [[(face["box"], face["emotion"], face["id"]) for face in r["faces"]] for r in records]
-    return fps, detections, {"lines_without_frame_or_time": missing_time, "faces_without_id": missing_id}
-
-
-def live_fer(clip):
-    """fer's own pipeline over the same file, decoding included, as its README's video loop does."""
-    from fer.fer import FER
-
-    peer, capture, detections = FER(), cv2.VideoCapture(str(clip)), []
-    started = time.perf_counter()
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        detections.append([(tuple(f["box"]), max(f["emotions"], key=f["emotions"].get), None)
-                           for f in peer.detect_emotions(frame)])
-    capture.release()
-    return len(detections) / (time.perf_counter() - started), detections
 
 
 def live_benchmark(args, folder):

@@ -31,6 +31,7 @@ class RecognizerOptions:
     model: str
     min_face: int
     mirror: bool
+    turned: bool = True
 
 
 @dataclass
@@ -83,7 +84,7 @@ def analyze_video(video, report_dir, options, settings):
         key = astuple(options)
         if key not in _recognizers:
             _recognizers[key] = EmotionRecognizer(options.model, min_face=options.min_face, mirror=options.mirror,
-                                                  threads=1)
+                                                  threads=1, turned=options.turned)
         report = ReportWriter(report_dir, str(video))
         summary = run_stream(_recognizers[key], str(video), settings, [report])
         result = replace(result, status=DONE, duration=round(report.last_time, 3), frames=summary.frames,

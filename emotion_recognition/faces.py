@@ -1,9 +1,17 @@
-"""Face detection with OpenCV's Haar cascade: in a whole frame, or near where a face was.
+"""Face detection with OpenCV's Haar cascade: in a whole frame, or near where a face was; upright, or
+turned in the picture.
 
 Whole-frame search follows the `fer` package's defaults (scale step 1.1, faces from 50 px, every
 position), because a missed face is the failure a user sees first. In a stream, the tracker
 (tracking.py) searches the whole frame only now and then, and otherwise looks for each known face
 in a small region around its last box, at sizes close to its last size: a few cheap searches.
+
+The cascade was trained on upright faces and misses faces turned more than about 15 degrees in the
+picture (a tilted head, a camera looking up). So copies of the frame turned by TURNS are searched too,
+and a face found in a copy is reported in the frame's pixels with its angle: its box is the square
+around it as it would be upright, centred where the face is, and `angle` says how far it is turned
+(degrees, counter-clockwise positive, as cv2.getRotationMatrix2D counts). preprocessing.face_pixels
+turns it back before it is classified.
 """
 
 from pathlib import Path
@@ -12,6 +20,7 @@ import cv2
 import numpy as np
 
 from .errors import UserError
+from .geometry import centre_inside
 
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 # Frames wider than this are searched in a reduced copy (boxes are scaled back): a 4000-px photo
@@ -34,6 +43,46 @@ LOCAL_SIZE_RANGE = 1.3
 LOCAL_SCALE_FACTOR = 1.05
 # A narrow size range collects fewer overlapping hits than a full search, and a face was just here.
 LOCAL_MIN_NEIGHBORS = 2
+# The turned copies searched besides the upright frame, in degrees: with the cascade's own tolerance of
+# about 15 degrees either way they reach faces turned up to about 45 degrees.
+TURNS = (30.0, -30.0)
+# Near a known face, or where the frame changed, the search stops at the first angle whose best box has
+# this many overlapping hits: a face found surely needs no other angle (those searches cost time).
+SURE_NEIGHBOURS = 12
+# A turned copy holds more face-like patterns than the frame (its fill, its turned edges, a cat): a
+# search of a whole turned frame accepts a face only with this many overlapping hits; a search of a
+# region that changed (something moved there) with REGION_TURNED_MIN_NEIGHBORS.
+TURNED_MIN_NEIGHBORS = 20
+REGION_TURNED_MIN_NEIGHBORS = 16
+NO_BOXES = np.zeros((0, 4), dtype=np.int32)
+
+
+def turned(image, angle):
+    """`image` turned by `angle` degrees (counter-clockwise) about its centre, on a canvas that holds all
+    of it (the corners filled with its mean grey, which makes no edges for the cascade to see), and the
+    2x3 matrix that takes its pixels to the copy's."""
+    height, width = image.shape[:2]
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
+    cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
+    new_width, new_height = round(height * sin + width * cos), round(height * cos + width * sin)
+    matrix[0, 2] += new_width / 2 - width / 2
+    matrix[1, 2] += new_height / 2 - height / 2
+    fill = float(image.mean()) if image.size else 0.0
+    copy = cv2.warpAffine(image, matrix, (new_width, new_height), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=fill)
+    return copy, matrix
+
+
+def boxes_turned_back(boxes, matrix, shape):
+    """Boxes found in a turned copy, as squares around the same faces in the original's pixels (centred
+    where they are, sized as found), float (n, 4); those whose centre falls outside the original are
+    dropped. Also returns which were kept (a boolean mask)."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    centres = np.stack([boxes[:, 0] + boxes[:, 2] / 2, boxes[:, 1] + boxes[:, 3] / 2, np.ones(len(boxes))])
+    back = cv2.invertAffineTransform(matrix) @ centres  # (2, n): the centres in the original's pixels
+    inside = (back[0] >= 0) & (back[0] < shape[1]) & (back[1] >= 0) & (back[1] < shape[0])
+    result = np.stack([back[0] - boxes[:, 2] / 2, back[1] - boxes[:, 3] / 2, boxes[:, 2], boxes[:, 3]], axis=1)
+    return result[inside], inside
 
 
 def cascade_path():
@@ -60,7 +109,7 @@ class FaceDetector:
     """Finds faces in grayscale frames; returns boxes (x, y, w, h) in frame pixels."""
 
     def __init__(self, min_face=MIN_FACE, scale_factor=SCALE_FACTOR, min_neighbors=MIN_NEIGHBORS,
-                 detection_width=DETECTION_WIDTH):
+                 detection_width=DETECTION_WIDTH, turns=TURNS):
         if min_face < 1 or not scale_factor > 1.0 or min_neighbors < 0:
             raise UserError(f"detection settings out of range: minimum face {min_face} px (at least 1), "
                             f"scale factor {scale_factor} (above 1), neighbours {min_neighbors} (0 or more)")
@@ -69,40 +118,89 @@ class FaceDetector:
             raise UserError(f"OpenCV could not load its face cascade {cascade_path()}; reinstall opencv-python")
         self.min_face, self.scale_factor = min_face, scale_factor
         self.min_neighbors, self.detection_width = min_neighbors, detection_width
+        self.turns = tuple(turns)  # the angles searched besides upright; () finds upright faces only
 
-    def detect(self, gray):
-        """Boxes of the faces in a whole grayscale uint8 frame, as an (n, 4) int array of x, y, w, h."""
+    def detect(self, gray, angle=0.0):
+        """Boxes of the faces in a whole grayscale uint8 frame, as an (n, 4) int array of x, y, w, h; with
+        an angle, of the faces turned by it (their upright squares, see the module's docstring)."""
+        return self._detect(gray, angle)[0]
+
+    def detect_all(self, gray):
+        """Faces upright and turned by each of the detector's turns, one box per face: (boxes (n, 4),
+        angles (n,))."""
+        return best_of_angles([(angle, *self._detect(gray, angle)) for angle in (0.0, *self.turns)])
+
+    def detect_in_all(self, gray, region):
+        """Faces upright and turned inside region (x, y, w, h), searched as a whole-frame search would
+        search it, upright first: (boxes (n, 4), angles (n,))."""
+        return best_of_angles(until_sure(lambda angle: self._detect_in(gray, region, angle=angle),
+                                         (0.0, *self.turns)))
+
+    def _detect(self, gray, angle):
+        """detect()'s boxes, and each one's neighbours (the cascade's overlapping hits)."""
         height, width = gray.shape[:2]
         scale = min(1.0, self.detection_width / width) if self.detection_width else 1.0
         small = cv2.resize(gray, (round(width * scale), round(height * scale)),
                            interpolation=cv2.INTER_AREA) if scale < 1.0 else gray
         side = max(CASCADE_WINDOW, round(self.min_face * scale))
-        boxes = self.cascade.detectMultiScale(small, scaleFactor=self.scale_factor,
-                                              minNeighbors=self.min_neighbors, minSize=(side, side))
+        boxes, neighbours = self._search(small, -angle, scaleFactor=self.scale_factor,
+                                         minNeighbors=max(self.min_neighbors, TURNED_MIN_NEIGHBORS) if angle
+                                         else self.min_neighbors, minSize=(side, side))
         if len(boxes) == 0:
-            return np.zeros((0, 4), dtype=np.int32)
-        return sorted_boxes(np.round(np.asarray(boxes, dtype=np.float64) / scale))
+            return NO_BOXES, np.zeros(0, dtype=np.int32)
+        order = np.lexsort((boxes[:, 1], boxes[:, 0]))  # left to right, then top to bottom (sorted_boxes)
+        return np.round(boxes[order] / scale).astype(np.int32), neighbours[order]
 
-    def detect_near(self, gray, box):
-        """Faces of about `box`'s size in a region around it (tracking); boxes in frame pixels."""
+    def _search(self, image, angle, **settings):
+        """The cascade's boxes in `image` (float (n, 4)) and their neighbours; in a copy of it turned by
+        `angle`, mapped back: that finds the faces turned by -angle, upright in the copy."""
+        if not angle:
+            boxes, neighbours = self.cascade.detectMultiScale2(image, **settings)
+            return np.asarray(boxes, dtype=np.float64).reshape(-1, 4), np.asarray(neighbours, dtype=np.int32)
+        copy, matrix = turned(image, angle)
+        boxes, neighbours = self.cascade.detectMultiScale2(copy, **settings)
+        boxes, inside = boxes_turned_back(boxes, matrix, image.shape)
+        return boxes, np.asarray(neighbours, dtype=np.int32).reshape(-1)[inside]
+
+    def detect_near_all(self, gray, box, angle=0.0):
+        """Faces of about `box`'s size around it (tracking), upright and turned, the face's last `angle`
+        first (another face may have taken its place, turned the other way): (boxes (n, 4), angles (n,))."""
+        angles = [angle, *(other for other in (0.0, *self.turns) if other != angle)]
+        return best_of_angles(until_sure(lambda other: self._detect_near(gray, box, other), angles))
+
+    def detect_near(self, gray, box, angle=0.0):
+        """Faces of about `box`'s size in a region around it (tracking), turned by `angle` as it was;
+        boxes in frame pixels."""
+        return self._detect_near(gray, box, angle)[0]
+
+    def _detect_near(self, gray, box, angle):
+        """detect_near()'s boxes, and each one's neighbours."""
         x, y, w, h = (int(v) for v in box)
         margin_x, margin_y = round(w * LOCAL_MARGIN), round(h * LOCAL_MARGIN)
         left, top = max(0, x - margin_x), max(0, y - margin_y)
         right, bottom = min(gray.shape[1], x + w + margin_x), min(gray.shape[0], y + h + margin_y)
-        return self.detect_in(gray, (left, top, right - left, bottom - top),
-                              smallest=min(w, h) / LOCAL_SIZE_RANGE, largest=max(w, h) * LOCAL_SIZE_RANGE,
-                              scale_factor=LOCAL_SCALE_FACTOR, min_neighbors=LOCAL_MIN_NEIGHBORS)
+        return self._detect_in(gray, (left, top, right - left, bottom - top),
+                               smallest=min(w, h) / LOCAL_SIZE_RANGE, largest=max(w, h) * LOCAL_SIZE_RANGE,
+                               scale_factor=LOCAL_SCALE_FACTOR, min_neighbors=LOCAL_MIN_NEIGHBORS, angle=angle)
 
-    def detect_in(self, gray, region, smallest=None, largest=None, scale_factor=None, min_neighbors=None):
-        """Faces inside region (x, y, w, h) of a frame, sized smallest..largest px (default: any).
+    def detect_in(self, gray, region, smallest=None, largest=None, scale_factor=None, min_neighbors=None,
+                  angle=0.0):
+        """Faces inside region (x, y, w, h) of a frame, sized smallest..largest px (default: any), turned
+        by `angle` degrees (their upright squares, see the module's docstring).
 
         Without `smallest`, the region is searched exactly as a whole-frame search would search it
         (same sizes, same settings), so it finds what that search finds there."""
+        return self._detect_in(gray, region, smallest, largest, scale_factor, min_neighbors, angle)[0]
+
+    def _detect_in(self, gray, region, smallest=None, largest=None, scale_factor=None, min_neighbors=None,
+                   angle=0.0):
+        """detect_in()'s boxes, and each one's neighbours."""
+        nothing = NO_BOXES, np.zeros(0, dtype=np.int32)
         left, top, width, height = (int(v) for v in region)
         floor = max(CASCADE_WINDOW, self.min_face)
         smallest = max(floor, round(smallest)) if smallest else floor
         if min(width, height) < smallest:
-            return np.zeros((0, 4), dtype=np.int32)
+            return nothing
         patch = gray[top:top + height, left:left + width]
         # Near a known face the wanted sizes are few and large: the region is shrunk until the
         # smallest of them fills the cascade's window (a 200-px face is searched in a copy 7x smaller).
@@ -113,13 +211,44 @@ class FaceDetector:
         low = max(CASCADE_WINDOW, round(smallest * shrink))
         high = round(largest * shrink) if largest else 0
         if high and high < low:
-            return np.zeros((0, 4), dtype=np.int32)
-        boxes = self.cascade.detectMultiScale(patch, scaleFactor=scale_factor or self.scale_factor,
-                                              minNeighbors=self.min_neighbors if min_neighbors is None else min_neighbors,
-                                              minSize=(low, low), maxSize=(high, high) if high else (0, 0))
+            return nothing
+        if min_neighbors is None:  # searched as a whole frame is
+            min_neighbors = max(self.min_neighbors, REGION_TURNED_MIN_NEIGHBORS) if angle else self.min_neighbors
+        boxes, neighbours = self._search(patch, -angle, scaleFactor=scale_factor or self.scale_factor,
+                                         minNeighbors=min_neighbors, minSize=(low, low),
+                                         maxSize=(high, high) if high else (0, 0))
         if len(boxes) == 0:
-            return np.zeros((0, 4), dtype=np.int32)
-        boxes = np.round(np.asarray(boxes, dtype=np.float64) / shrink)
+            return nothing
+        boxes = np.round(boxes / shrink)
         boxes[:, 0] += left
         boxes[:, 1] += top
-        return sorted_boxes(boxes)
+        order = np.lexsort((boxes[:, 1], boxes[:, 0]))
+        return boxes[order].astype(np.int32), neighbours[order]
+
+
+def until_sure(search, angles):
+    """[(angle, boxes, neighbours), ...] of search(angle) for each angle in turn, up to the first that
+    finds a box surely (SURE_NEIGHBOURS)."""
+    searches = []
+    for angle in angles:
+        boxes, neighbours = search(angle)
+        searches.append((angle, boxes, neighbours))
+        if len(neighbours) and neighbours.max() >= SURE_NEIGHBOURS:
+            break
+    return searches
+
+
+def best_of_angles(searches):
+    """One box per face from searches at several angles, [(angle, boxes, neighbours), ...] in order of
+    preference: (boxes (n, 4), angles (n,)), left to right. The cascade finds a face a little off its
+    angle too, so a face may be found at two angles: the one with the more overlapping hits (the
+    cascade's neighbours) is kept, the earlier search's on a tie."""
+    found = [(int(n), order, tuple(int(v) for v in box), angle)
+             for order, (angle, boxes, neighbours) in enumerate(searches) for box, n in zip(boxes, neighbours)]
+    kept = []
+    for _, _, box, angle in sorted(found, key=lambda item: (-item[0], item[1])):
+        if not any(centre_inside(box, other) or centre_inside(other, box) for other, _ in kept):
+            kept.append((box, angle))
+    kept.sort(key=lambda item: (item[0][0], item[0][1]))
+    return (np.asarray([box for box, _ in kept], dtype=np.int32).reshape(-1, 4),
+            np.asarray([angle for _, angle in kept], dtype=np.float64))

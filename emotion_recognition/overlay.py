@@ -3,6 +3,7 @@ bars, and the frame rate. Nothing drawn covers another face's label or panel: a 
 clear, else it shrinks to thin bars inside its own box, else it is left out."""
 
 import cv2
+import numpy as np
 
 from .geometry import overlap_area
 
@@ -48,6 +49,15 @@ def draw_notice(frame, text):
     return frame
 
 
+def outline(face):
+    """The corners of a face's box as drawn: turned with the face by its angle (an int32 (4, 2) array)."""
+    x, y, w, h = face.box
+    if not face.angle:
+        return np.array([(x, y), (x + w, y), (x + w, y + h), (x, y + h)], dtype=np.int32)
+    # OpenCV's rotated rectangles turn clockwise on the screen; a face's angle counts counter-clockwise.
+    return np.round(cv2.boxPoints(((x + w / 2, y + h / 2), (w, h), -face.angle))).astype(np.int32)
+
+
 def covered(rectangle, taken):
     """How much of the rectangles in `taken` a rectangle covers, in square pixels."""
     return sum(overlap_area(rectangle, other) for other in taken)
@@ -69,8 +79,7 @@ class Overlay:
         the frame rate onto `frame`; returns the frame."""
         scale, px = drawing_units(frame)
         for face in faces:  # every box before any label, so that no box's line crosses another face's label
-            x, y, w, h = face.box
-            cv2.rectangle(frame, (x, y), (x + w, y + h), BOX_COLOR, px(LINE_WIDTH))
+            cv2.polylines(frame, [outline(face)], True, BOX_COLOR, px(LINE_WIDTH))
         labels = [self._draw_label(frame, face, scale, px) for face in faces]
         taken = list(labels)  # what must stay uncovered: the faces and their labels, then each panel drawn
         if fps is not None:
@@ -88,9 +97,9 @@ class Overlay:
 
     @staticmethod
     def _draw_label(frame, face, scale, px):
-        """"emotion confidence%" above the face's box; returns the rectangle the box and its label take
-        together (x, y, w, h)."""
-        x, y, w, h = face.box
+        """"emotion confidence%" above the face's box (a turned box's upright bounds); returns the rectangle
+        the box and its label take together (x, y, w, h)."""
+        x, y, w, h = cv2.boundingRect(outline(face)) if face.angle else face.box
         line = px(LINE_WIDTH)
         label = f"{face.emotion} {face.confidence:.0%}"
         (text_w, text_h), baseline = cv2.getTextSize(label, FONT, LABEL_FONT_SCALE * scale, line)

@@ -31,9 +31,16 @@ def to_gray(frame):
     return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
 
 
-def face_pixels(gray, box=None):
-    """The 48x48 uint8 model input for one face: the box (x, y, w, h) of a grayscale frame, or all of it."""
-    if box is not None:
+def face_pixels(gray, box=None, angle=0.0):
+    """The 48x48 uint8 model input for one face: the box (x, y, w, h) of a grayscale frame, or all of it.
+    A face turned by `angle` degrees (counter-clockwise; faces.py) is turned back upright about the box's
+    centre first, so the model sees faces as it was trained on them."""
+    if box is not None and angle:
+        x, y, w, h = (int(v) for v in box)
+        upright = cv2.getRotationMatrix2D((x + w / 2, y + h / 2), -angle, 1.0)
+        upright[:, 2] -= (x, y)  # and the box's corner to the origin: the output is the box alone
+        gray = cv2.warpAffine(gray, upright, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    elif box is not None:
         x, y, w, h = (int(v) for v in box)
         gray = gray[y:y + h, x:x + w]
     if gray.shape == (IMAGE_SIZE, IMAGE_SIZE):
@@ -41,9 +48,9 @@ def face_pixels(gray, box=None):
     return cv2.resize(gray, (IMAGE_SIZE, IMAGE_SIZE), interpolation=RESIZE_INTERPOLATION)
 
 
-def faces_pixels(gray, boxes):
-    """Model inputs for several boxes of one frame, shaped (n, 48, 48)."""
+def faces_pixels(gray, boxes, angles=None):
+    """Model inputs for several boxes of one frame (turned by `angles`, if given), shaped (n, 48, 48)."""
     crops = np.empty((len(boxes), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
     for i, box in enumerate(boxes):
-        crops[i] = face_pixels(gray, box)
+        crops[i] = face_pixels(gray, box, 0.0 if angles is None else angles[i])
     return crops

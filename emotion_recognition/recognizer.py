@@ -25,7 +25,7 @@ import numpy as np
 
 from .litert_files import load_classifier
 from .config import CLASS_NAMES, DEFAULT_MODEL_PATH, IMAGE_SIZE, INPUT_SHAPE
-from .faces import MIN_FACE, FaceDetector
+from .faces import MIN_FACE, TURNS, FaceDetector
 from .preprocessing import faces_pixels, to_gray
 from .tracking import FULL_SEARCH_EVERY, HALF_LIFE, FaceTracker, smooth
 
@@ -45,15 +45,16 @@ class Face:
     confidence: float   # its probability
     probabilities: dict  # every class name -> probability; they sum to 1
     id: int = None      # in a stream: the same while the face stays in view; None for single images
+    angle: float = 0.0  # degrees the face is turned in the picture, counter-clockwise; box is its upright square
     frame: int = None   # from analyze(): the frame's number in the video, and its time in seconds
     time: float = None
 
     @classmethod
-    def from_probabilities(cls, box, probabilities, id=None):
+    def from_probabilities(cls, box, probabilities, id=None, angle=0.0):
         probabilities = np.asarray(probabilities, dtype=np.float64)
         return cls(box=tuple(int(v) for v in box), emotion=CLASS_NAMES[int(probabilities.argmax())],
                    confidence=float(probabilities.max()),
-                   probabilities=dict(zip(CLASS_NAMES, map(float, probabilities))), id=id)
+                   probabilities=dict(zip(CLASS_NAMES, map(float, probabilities))), id=id, angle=float(angle))
 
     def __getitem__(self, key):
         return getattr(self, key)
@@ -79,14 +80,17 @@ def check_pixel_range(faces):
 
 
 class EmotionRecognizer:
-    def __init__(self, model_path=DEFAULT_MODEL_PATH, detector=None, min_face=MIN_FACE, mirror=MIRROR, threads=None):
+    def __init__(self, model_path=DEFAULT_MODEL_PATH, detector=None, min_face=MIN_FACE, mirror=MIRROR, threads=None,
+                 turned=True):
         """model_path: a .keras model. min_face: the smallest face looked for, in frame pixels.
         detector: a FaceDetector to use instead (shared by all threads, which then take turns).
         mirror: classify each face and its mirror image and average them (evaluate.py's "mirror").
         threads: the model runtime's threads per call (default: the cores, up to 4); 1 where several
-        recognizers run side by side (one per video in a batch)."""
+        recognizers run side by side (one per video in a batch). turned: also find faces turned in the
+        picture (faces.TURNS), at some cost; False finds upright faces only."""
         self.model_path = model_path
         self.min_face = min_face
+        self.turns = TURNS if turned else ()
         self.mirror = mirror
         # All faces of a frame go through one call of a classifier built once (see classifier.py).
         self.classifier = load_classifier(model_path, threads)
@@ -95,21 +99,22 @@ class EmotionRecognizer:
         self._given_detector = detector
         self._detector_lock = threading.Lock()
         self._local = threading.local()
-        self._local.detector = detector or FaceDetector(min_face=min_face)  # a missing cascade fails now
+        self._local.detector = detector or FaceDetector(min_face=min_face, turns=self.turns)  # fails now if no cascade
 
     @property
     def detector(self):
         if self._given_detector is not None:
             return self._given_detector
         if not hasattr(self._local, "detector"):
-            self._local.detector = FaceDetector(min_face=self.min_face)
+            self._local.detector = FaceDetector(min_face=self.min_face, turns=self.turns)
         return self._local.detector
 
     def _find_faces(self, gray):
+        """(boxes, angles) of the faces in a frame, upright and turned."""
         if self._given_detector is None:
-            return self.detector.detect(gray)
+            return self.detector.detect_all(gray)
         with self._detector_lock:
-            return self._given_detector.detect(gray)
+            return self._given_detector.detect_all(gray)
 
     def classify(self, faces):
         """Probabilities (n, 7) for grayscale 48x48 faces shaped (n, 48, 48) or (n, 48, 48, 1).
@@ -142,14 +147,14 @@ class EmotionRecognizer:
     def detect_many(self, frames):
         """detect() for several frames (a folder's images), with their faces classified in one call."""
         grays = [to_gray(frame) for frame in frames]
-        boxes = [self._find_faces(gray) for gray in grays]
-        crops = [faces_pixels(gray, frame_boxes) for gray, frame_boxes in zip(grays, boxes)]
+        found = [self._find_faces(gray) for gray in grays]
+        crops = [faces_pixels(gray, boxes, angles) for gray, (boxes, angles) in zip(grays, found)]
         probabilities = self.classify(np.concatenate(crops)) if crops else np.zeros((0, len(CLASS_NAMES)))
         results, start = [], 0
-        for frame_boxes in boxes:
-            results.append([Face.from_probabilities(box, p)
-                            for box, p in zip(frame_boxes, probabilities[start:start + len(frame_boxes)])])
-            start += len(frame_boxes)
+        for boxes, angles in found:
+            results.append([Face.from_probabilities(box, p, angle=angle) for box, angle, p
+                            in zip(boxes, angles, probabilities[start:start + len(boxes)])])
+            start += len(boxes)
         return results
 
     def analyze(self, source, every=1, max_frames=None, half_life=HALF_LIFE):
@@ -183,6 +188,8 @@ class StreamRecognizer:
         tracks = self.tracker.update(gray)
         if not tracks:
             return []
-        probabilities = self.recognizer.classify(faces_pixels(gray, [track.box for track in tracks]))
-        return [Face.from_probabilities(track.box, smooth(track, p, time, self.half_life), id=track.id)
+        probabilities = self.recognizer.classify(faces_pixels(gray, [track.box for track in tracks],
+                                                              [track.angle for track in tracks]))
+        return [Face.from_probabilities(track.box, smooth(track, p, time, self.half_life), id=track.id,
+                                        angle=track.angle)
                 for track, p in zip(tracks, probabilities)]

@@ -3,8 +3,9 @@
 Searching every frame in full costs the time `fer` spends (its frames/s is this project's yardstick).
 A stream rarely needs it: faces stay where they were, or move a little. So the tracker
 - searches the whole frame every FULL_SEARCH_EVERY frames (and while it knows no face);
-- in between, looks for each known face near its last box (FaceDetector.detect_near), and searches
-  any part of the frame that changed (a thumbnail of the frame against the last one) for new faces;
+- in between, looks for each known face near its last box, turned as it was (FaceDetector.detect_near),
+  and searches any part of the frame that changed (a thumbnail of the frame against the last one) for
+  new faces, upright and, where none is upright, turned (faces.TURNS);
 - keeps a face whose search misses while its box still shows the same face (detectors flicker), and
   ends it after MAX_MISSES whole-frame searches without it, or MAX_MISSES frames in which it is gone.
 Each face keeps an `id` while it stays in view. A face whose thumbnail suddenly stops looking like
@@ -63,6 +64,7 @@ class Track:
     id: int
     box: tuple
     thumbnail: np.ndarray
+    angle: float = 0.0                 # how far the face is turned in the picture (faces.py)
     misses: int = 0
     probabilities: np.ndarray = None   # smoothed
     time: float = None                 # stream time of the last smoothing step
@@ -86,21 +88,26 @@ class FaceTracker:
         full = (self._frames_since_full is None or self._frames_since_full + 1 >= self.full_search_every
                 or not self.tracks)
         if full:
-            boxes = _without_duplicates(list(map(tuple, self.detector.detect(gray))))
+            boxes, angles = self.detector.detect_all(gray)
+            found = [(tuple(box), float(angle)) for box, angle in zip(boxes, angles)]
             self._frames_since_full = 0
         else:
             self._frames_since_full += 1
-            boxes = []
+            found = []  # (box, angle)
             for track in self.tracks:
-                boxes.extend(map(tuple, self.detector.detect_near(gray, track.box)))
+                boxes, angles = self.detector.detect_near_all(gray, track.box, track.angle)
+                found.extend((tuple(box), float(angle)) for box, angle in zip(boxes, angles))
             # Whatever changed where no face was just found may be a new face (or another face in a
-            # known face's place, at another size): search there, with the whole-frame settings.
+            # known face's place, at another size): search there, with the whole-frame settings,
+            # upright and then, if no face is upright there, turned.
             for changed, region in self._changed_regions(grid, gray.shape):
-                if not any(inside(changed, widened(box, REGION_PADDING)) for box in boxes):
-                    boxes.extend(map(tuple, self.detector.detect_in(gray, region)))
-            boxes = _without_duplicates(boxes)
+                if any(inside(changed, widened(box, REGION_PADDING)) for box, _ in found):
+                    continue
+                boxes, angles = self.detector.detect_in_all(gray, region)
+                found.extend((tuple(box), float(angle)) for box, angle in zip(boxes, angles))
+        found = _without_duplicates(found)
         self._previous_grid = grid
-        self._assign(gray, boxes, full)
+        self._assign(gray, found, full)
         return sorted((t for t in self.tracks if t.seen), key=lambda t: (t.box[0], t.box[1]))
 
     def _changed_regions(self, grid, shape):
@@ -126,7 +133,8 @@ class FaceTracker:
             regions.append((changed_box, (left, top, right - left, bottom - top)))
         return regions
 
-    def _assign(self, gray, boxes, full):
+    def _assign(self, gray, found, full):
+        boxes = [box for box, _ in found]
         for track in self.tracks:
             track.seen = False
         pairs = sorted(((iou(t.box, b), i, j) for i, t in enumerate(self.tracks) for j, b in enumerate(boxes)),
@@ -146,9 +154,9 @@ class FaceTracker:
             if (float(track.thumbnail @ thumbnail) < SAME_FACE_CORRELATION
                     and float(track.thumbnail @ identity_thumbnail(gray, track.box)) < SAME_FACE_CORRELATION):
                 # Another face in the same place: a new track, with its own id and its own smoothing.
-                self.tracks[i] = Track(id=next(self._ids), box=box, thumbnail=thumbnail)
+                self.tracks[i] = Track(id=next(self._ids), box=box, thumbnail=thumbnail, angle=found[j][1])
             else:
-                track.box, track.thumbnail, track.misses, track.seen = box, thumbnail, 0, True
+                track.box, track.thumbnail, track.angle, track.misses, track.seen = box, thumbnail, found[j][1], 0, True
         for i, track in enumerate(self.tracks):
             if i in used_tracks:
                 continue
@@ -161,18 +169,19 @@ class FaceTracker:
             track.seen = still_there and track.misses <= MAX_MISSES
         # A track unfound for a few frames stays (unreported), so that the face keeps its id if found again.
         self.tracks = [t for t in self.tracks if t.misses <= MAX_MISSES]
-        for j, box in enumerate(boxes):
+        for j, (box, angle) in enumerate(found):
             if j not in used_boxes:
-                self.tracks.append(Track(id=next(self._ids), box=box, thumbnail=identity_thumbnail(gray, box)))
+                self.tracks.append(Track(id=next(self._ids), box=box, thumbnail=identity_thumbnail(gray, box),
+                                         angle=angle))
 
 
-def _without_duplicates(boxes):
-    """One box per face: a box whose centre lies inside an earlier one (or the reverse) is dropped.
-    Searches overlap, and the same face found at two sizes must not become two faces."""
+def _without_duplicates(found):
+    """One (box, angle) per face: a box whose centre lies inside an earlier one (or the reverse) is
+    dropped. Searches overlap, and the same face found at two sizes must not become two faces."""
     kept = []
-    for box in boxes:
-        if not any(centre_inside(box, other) or centre_inside(other, box) for other in kept):
-            kept.append(box)
+    for box, angle in found:
+        if not any(centre_inside(box, other) or centre_inside(other, box) for other, _ in kept):
+            kept.append((box, angle))
     return kept
 
 

@@ -21,7 +21,7 @@ from emotion_recognition.geometry import iou
 from emotion_recognition.config import CLASS_NAMES, MODEL_RECORD_NAME
 from emotion_recognition.errors import UserError
 
-FACE_KEYS = {"box", "emotion", "confidence", "probabilities"}
+FACE_KEYS = {"box", "angle", "emotion", "confidence", "probabilities"}
 
 
 def check_face_schema(face, video=False):

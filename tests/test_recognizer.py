@@ -94,7 +94,7 @@ def test_training_and_recognition_prepare_a_face_identically(tmp_path, recognize
     original = recognizer.classifier
     recognizer.classifier = lambda faces: seen.append(faces) or original(faces)
     try:
-        recognizer._find_faces = lambda gray: np.array([(150, 100, 96, 96)])
+        recognizer._find_faces = lambda gray: (np.array([(150, 100, 96, 96)]), np.zeros(1))
         recognizer.detect(frame)
     finally:
         recognizer.classifier = original
@@ -204,3 +204,34 @@ def test_the_shipped_litert_file_matches_the_shipped_model(shipped_model):
     tflite, record = beside_paths(shipped_model)
     assert tflite.is_file(), "emotion_detection.tflite must ship beside emotion_detection.keras"
     assert json.loads(record.read_text())["keras_sha256"] == file_sha256(shipped_model)
+
+
+@pytest.mark.parametrize("angle", [30, -30])
+def test_a_turned_face_is_found_read_upright_and_reported_with_its_angle(recognizer, astronaut_png, angle):
+    photo = cv2.imread(str(astronaut_png))
+    turned = cv2.warpAffine(photo, cv2.getRotationMatrix2D((256, 256), angle, 1.0), (512, 512),
+                            borderMode=cv2.BORDER_REPLICATE)
+    (face,) = recognizer.detect(turned)
+    assert face.angle == angle and face.emotion == "happy" and face.confidence > 0.8, face
+    # The face's centre, turned back, is the upright photo's face centre.
+    x, y, w, h = face.box
+    back = cv2.invertAffineTransform(cv2.getRotationMatrix2D((256, 256), angle, 1.0)) @ (x + w / 2, y + h / 2, 1)
+    ax, ay, aw, ah = ASTRONAUT_FACE
+    assert abs(back[0] - (ax + aw / 2)) < 15 and abs(back[1] - (ay + ah / 2)) < 15, back
+    # Upright faces only: the turned face is not found.
+    from emotion_recognition import EmotionRecognizer
+
+    assert EmotionRecognizer(turned=False).detect(turned) == [] and recognizer.detect(photo)[0].angle == 0
+
+
+def test_a_turned_face_is_cut_out_upright():
+    from emotion_recognition.preprocessing import face_pixels
+
+    rng = np.random.default_rng(5)
+    face = cv2.GaussianBlur(rng.integers(0, 256, (120, 120), dtype=np.uint8), (0, 0), 4)
+    frame = np.full((400, 400), 90, np.uint8)
+    frame[140:260, 140:260] = face
+    turned = cv2.warpAffine(frame, cv2.getRotationMatrix2D((200, 200), 25, 1.0), (400, 400), borderValue=90)
+    upright = face_pixels(frame, (140, 140, 120, 120)).astype(float)
+    assert np.abs(face_pixels(turned, (140, 140, 120, 120), 25) - upright).mean() < 4  # turned back: the same
+    assert np.abs(face_pixels(turned, (140, 140, 120, 120)) - upright).mean() > 10      # not turned back: not

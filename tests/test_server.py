@@ -192,7 +192,7 @@ def test_astronaut_is_one_happy_face_as_the_command_line_says(server, astronaut_
     assert answer["image"] == "upload"
     [face] = answer["faces"]
     assert face["emotion"] == "happy" and face["confidence"] > 0.8, face
-    assert set(face) == {"box", "emotion", "confidence", "probabilities"}
+    assert set(face) == {"box", "angle", "emotion", "confidence", "probabilities"} and face["angle"] == 0
     assert tuple(face["probabilities"]) == CLASS_NAMES and abs(sum(face["probabilities"].values()) - 1) < 1e-4
 
     result = cli("recognize", "--image", astronaut_png, "--json", "--no-display")

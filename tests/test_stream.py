@@ -46,14 +46,17 @@ class FixedDetector:
     def __init__(self, boxes):
         self.boxes = np.array(boxes, dtype=np.int32).reshape(-1, 4)
 
-    def detect(self, gray):
-        return self.boxes
+    def detect_all(self, gray):
+        return self.boxes, np.zeros(len(self.boxes))
 
-    def detect_near(self, gray, box):
-        return self.boxes
+    def detect_near_all(self, gray, box, angle=0.0):
+        return self.boxes, np.zeros(len(self.boxes))
 
     def detect_in(self, gray, region, **_):
         return self.boxes
+
+    def detect_in_all(self, gray, region):
+        return self.boxes, np.zeros(len(self.boxes))
 
 
 def textured_frame(seed, box=(100, 80, 120, 120)):
@@ -386,6 +389,22 @@ def test_a_panel_with_no_clear_place_shrinks_into_its_box_and_never_covers_anoth
             assert (region == BOX_COLOR).all(axis=2).any() and not (region == BAR_COLOR).all(axis=2).any()
         else:
             assert not any(overlap_area(rectangle, other) for other in boxes)
+
+
+def test_a_turned_face_s_box_is_drawn_turned_with_it():
+    from emotion_recognition.overlay import BOX_COLOR, annotate
+    from emotion_recognition.recognizer import Face
+
+    def box_pixels(angle):
+        face = Face.from_probabilities((200, 150, 120, 120), np.eye(7)[3], angle=angle)
+        return (annotate(np.zeros((480, 640, 3), np.uint8), [face], bars=False) == BOX_COLOR).all(axis=2)
+
+    upright, turned = box_pixels(0), box_pixels(30)
+    assert upright[210, 200] and not turned[210, 200]  # the upright box's left edge ...
+    # ... turned counter-clockwise about the centre (260, 210): its top left corner moves down and left.
+    corner = np.array([[np.cos(np.radians(30)), np.sin(np.radians(30))], [-np.sin(np.radians(30)), np.cos(np.radians(30))]])
+    x, y = corner @ np.array([-60, -60]) + (260, 210)
+    assert turned[round(y) - 3:round(y) + 4, round(x) - 3:round(x) + 4].any(), (x, y)
 
 
 def test_the_frame_rate_keeps_clear_of_labels():

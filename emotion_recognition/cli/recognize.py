@@ -90,6 +90,10 @@ def parse_args(argv=None):
                         help="show the picture mirrored, as video calls show you to yourself (move left, it "
                              "moves left); the --output video and the JSON boxes are of the mirrored picture")
     detection = parser.add_argument_group("face detection")
+    detection.add_argument("--turned", action=argparse.BooleanOptionalAction, default=True,
+                           help="also find faces turned in the picture (a tilted head: up to about 45 degrees), "
+                                "by searching turned copies of the frame, and read them upright; --no-turned "
+                                "finds upright faces only, faster")
     detection.add_argument("--min-face", type=int, default=MIN_FACE, metavar="PX",
                            help="smallest face looked for, in frame pixels; smaller values find faces further "
                                 "away but cost time (most of a search goes into the smallest sizes)")
@@ -183,7 +187,7 @@ def main(argv=None):
         single_image = args.image and len(args.image) == 1 and not Path(args.image[0]).is_dir()
         if args.output and (single_image or not args.image):
             check_writable(args.output, "--output")
-        recognizer = EmotionRecognizer(args.model, min_face=args.min_face, mirror=args.mirror)
+        recognizer = EmotionRecognizer(args.model, min_face=args.min_face, mirror=args.mirror, turned=args.turned)
         if args.image:
             summary = pipeline.run_images(recognizer, args.image, output=args.output, display=settings.display,
                                           as_json=args.json, bars=args.bars)
@@ -218,7 +222,7 @@ def batch(args, settings):
     from ..batch import FAILED, INDEX_CSV, RecognizerOptions, run_batch
 
     check_batch_options(args)
-    options = RecognizerOptions(model=str(args.model), min_face=args.min_face, mirror=args.mirror)
+    options = RecognizerOptions(model=str(args.model), min_face=args.min_face, mirror=args.mirror, turned=args.turned)
     results = run_batch(args.source, args.report, options, settings, workers=args.workers, cluster=args.cluster)
     counts = {status: sum(r.status == status for r in results) for status in ("done", "skipped", FAILED)}
     print(f"{len(results)} videos: {counts['done']} done, {counts['skipped']} skipped (reported before), "
