@@ -33,7 +33,7 @@ from emotion_recognition.cli import HelpFormatter
 from emotion_recognition.errors import UserError, friendly_errors
 from emotion_recognition.runtime import cpu_description
 
-CLIENTS, REQUESTS = 16, 25      # the load: 16 browsers or programs, 25 photos each
+CLIENTS, REQUESTS = 16, 25      # a busy office's load: 16 browsers or programs, 25 photos each
 REQUEST_TIMEOUT_S = 60          # a request that takes longer counts as an error
 STARTUP_S = 60                  # the server imports the package and loads the model before it listens
 LISTENING = re.compile(r"listening on (https?://[\d.]+:\d+)/")

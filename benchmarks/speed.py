@@ -45,7 +45,7 @@ from emotion_recognition.runtime import cpu_description
 from emotion_recognition.config import CLASS_NAMES, DEFAULT_DATA_DIR, DEFAULT_MODEL_PATH
 from emotion_recognition.errors import UserError, friendly_errors
 
-# What the recognizer must stay within to be real-time on a CPU (issue 10): per face at batch 1, and at batch 32.
+# What the recognizer must stay within to be real-time on a CPU: per face at batch 1, and at batch 32.
 TARGET_LATENCY_MS = 2.0
 TARGET_FACES_PER_S = 600
 
