@@ -96,13 +96,11 @@ def cascade_path():
     return path
 
 
-def sorted_boxes(boxes):
-    """Boxes as an (n, 4) int32 array, left to right, then top to bottom.
-
-    OpenCV's parallel search returns the same faces in a varying order; sorting makes the answer
-    for a frame always the same."""
-    boxes = np.asarray(boxes, dtype=np.int32).reshape(-1, 4)
-    return boxes[np.lexsort((boxes[:, 1], boxes[:, 0]))]
+def left_to_right(boxes, neighbours):
+    """Boxes (and their neighbours) left to right, then top to bottom. OpenCV's parallel search returns
+    the same faces in a varying order; sorting makes the answer for a frame always the same."""
+    order = np.lexsort((boxes[:, 1], boxes[:, 0]))
+    return boxes[order], neighbours[order]
 
 
 class FaceDetector:
@@ -148,8 +146,8 @@ class FaceDetector:
                                          else self.min_neighbors, minSize=(side, side))
         if len(boxes) == 0:
             return NO_BOXES, np.zeros(0, dtype=np.int32)
-        order = np.lexsort((boxes[:, 1], boxes[:, 0]))  # left to right, then top to bottom (sorted_boxes)
-        return np.round(boxes[order] / scale).astype(np.int32), neighbours[order]
+        boxes, neighbours = left_to_right(boxes, neighbours)
+        return np.round(boxes / scale).astype(np.int32), neighbours
 
     def _search(self, image, angle, **settings):
         """The cascade's boxes in `image` (float (n, 4)) and their neighbours; in a copy of it turned by
@@ -168,13 +166,9 @@ class FaceDetector:
         angles = [angle, *(other for other in (0.0, *self.turns) if other != angle)]
         return best_of_angles(until_sure(lambda other: self._detect_near(gray, box, other), angles))
 
-    def detect_near(self, gray, box, angle=0.0):
-        """Faces of about `box`'s size in a region around it (tracking), turned by `angle` as it was;
-        boxes in frame pixels."""
-        return self._detect_near(gray, box, angle)[0]
-
     def _detect_near(self, gray, box, angle):
-        """detect_near()'s boxes, and each one's neighbours."""
+        """Faces of about `box`'s size in a region around it, turned by `angle`: their boxes in frame
+        pixels, and each one's neighbours."""
         x, y, w, h = (int(v) for v in box)
         margin_x, margin_y = round(w * LOCAL_MARGIN), round(h * LOCAL_MARGIN)
         left, top = max(0, x - margin_x), max(0, y - margin_y)
@@ -183,18 +177,14 @@ class FaceDetector:
                                smallest=min(w, h) / LOCAL_SIZE_RANGE, largest=max(w, h) * LOCAL_SIZE_RANGE,
                                scale_factor=LOCAL_SCALE_FACTOR, min_neighbors=LOCAL_MIN_NEIGHBORS, angle=angle)
 
-    def detect_in(self, gray, region, smallest=None, largest=None, scale_factor=None, min_neighbors=None,
-                  angle=0.0):
+    def _detect_in(self, gray, region, smallest=None, largest=None, scale_factor=None, min_neighbors=None,
+                   angle=0.0):
         """Faces inside region (x, y, w, h) of a frame, sized smallest..largest px (default: any), turned
-        by `angle` degrees (their upright squares, see the module's docstring).
+        by `angle` degrees (their upright squares, see the module's docstring): their boxes, and each
+        one's neighbours.
 
         Without `smallest`, the region is searched exactly as a whole-frame search would search it
         (same sizes, same settings), so it finds what that search finds there."""
-        return self._detect_in(gray, region, smallest, largest, scale_factor, min_neighbors, angle)[0]
-
-    def _detect_in(self, gray, region, smallest=None, largest=None, scale_factor=None, min_neighbors=None,
-                   angle=0.0):
-        """detect_in()'s boxes, and each one's neighbours."""
         nothing = NO_BOXES, np.zeros(0, dtype=np.int32)
         left, top, width, height = (int(v) for v in region)
         floor = max(CASCADE_WINDOW, self.min_face)
@@ -222,8 +212,8 @@ class FaceDetector:
         boxes = np.round(boxes / shrink)
         boxes[:, 0] += left
         boxes[:, 1] += top
-        order = np.lexsort((boxes[:, 1], boxes[:, 0]))
-        return boxes[order].astype(np.int32), neighbours[order]
+        boxes, neighbours = left_to_right(boxes, neighbours)
+        return boxes.astype(np.int32), neighbours
 
 
 def until_sure(search, angles):

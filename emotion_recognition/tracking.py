@@ -3,7 +3,7 @@
 Searching every frame in full costs the time `fer` spends (its frames/s is this project's yardstick).
 A stream rarely needs it: faces stay where they were, or move a little. So the tracker
 - searches the whole frame every FULL_SEARCH_EVERY frames (and while it knows no face);
-- in between, looks for each known face near its last box, turned as it was (FaceDetector.detect_near),
+- in between, looks for each known face near its last box, turned as it was (FaceDetector.detect_near_all),
   and searches any part of the frame that changed (a thumbnail of the frame against the last one) for
   new faces, upright and, where none is upright, turned (faces.TURNS);
 - keeps a face whose search misses while its box still shows the same face (detectors flicker), and
