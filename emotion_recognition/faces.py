@@ -53,7 +53,7 @@ SURE_NEIGHBOURS = 12
 # search of a whole turned frame accepts a face only with this many overlapping hits; a search of a
 # region that changed (something moved there) with REGION_TURNED_MIN_NEIGHBORS.
 TURNED_MIN_NEIGHBORS = 20
-REGION_TURNED_MIN_NEIGHBORS = 16
+REGION_TURNED_MIN_NEIGHBORS = 13
 NO_BOXES = np.zeros((0, 4), dtype=np.int32)
 
 
