@@ -129,7 +129,7 @@ class ReportWriter:
             self.previous = None
         ids = sorted(self.by_id, key=lambda face_id: -self.by_id[face_id].seconds)
         points = max(1, min(TIMELINE_POINTS, self.frames // FRAMES_PER_POINT))
-        save_figure(timeline_figure(self.folder / FACES_CSV, ids[:TIMELINE_FACES], len(ids), points),
+        save_figure(timeline_figure(self.folder / FACES_CSV, ids[:TIMELINE_FACES], len(ids), self.last_time, points),
                     self.folder / TIMELINE_PNG)
         write_json_atomic(self.folder / SUMMARY_JSON, {
             "source": self.source_name, "complete": True, "frames": self.frames, "faces": self.rows,
@@ -146,15 +146,13 @@ def is_complete(folder):
         return False
 
 
-def timeline_figure(faces_csv, ids, all_ids, points=TIMELINE_POINTS):
+def timeline_figure(faces_csv, ids, all_ids, last_time, points=TIMELINE_POINTS):
     """Each face's probabilities over time as stacked areas (gaps where it was out of view), one panel
-    per id of `ids`, averaged over `points` spans of time, read from faces.csv in two passes."""
+    per id of `ids`, averaged over `points` spans of the video's first `last_time` seconds, read from
+    faces.csv in one pass."""
     from matplotlib.figure import Figure
 
-    last_time, rows = 0.0, {face_id: index for index, face_id in enumerate(ids)}
-    with open(faces_csv, newline="") as file:
-        for row in csv.DictReader(file):
-            last_time = max(last_time, float(row["time"]))
+    rows = {face_id: index for index, face_id in enumerate(ids)}
     sums, counts = np.zeros((len(ids), points, NUM_CLASSES)), np.zeros((len(ids), points))
     with open(faces_csv, newline="") as file:
         for row in csv.DictReader(file):
