@@ -96,13 +96,8 @@ def analyze_video(video, report_dir, options, settings):
     return replace(result, seconds=round(time.perf_counter() - started, 2))
 
 
-def skipped_result(video, report_dir):
-    """The VideoResult of a video whose report is complete already, from its summary.json."""
-    import json
-
-    from .reports import SUMMARY_JSON
-
-    summary = json.loads((Path(report_dir) / SUMMARY_JSON).read_text())
+def skipped_result(video, summary):
+    """The VideoResult of a video whose report is complete already, from its summary.json's values."""
     return VideoResult(file=str(video), status=SKIPPED, duration=summary.get("duration", 0.0),
                        frames=summary.get("frames", 0), faces=summary.get("faces", 0))
 
@@ -122,7 +117,7 @@ def run_batch(paths, report_root, options, settings, workers=None, cluster=None)
     order of the videos."""
     from tqdm import tqdm
 
-    from .reports import is_complete
+    from .reports import complete_summary
 
     videos = list_videos(paths)
     ensure_folder(report_root, "report folder")
@@ -131,8 +126,9 @@ def run_batch(paths, report_root, options, settings, workers=None, cluster=None)
     results, pending = {}, []
     for video, relative in videos:
         folder = Path(report_root) / relative
-        if is_complete(folder):
-            results[video] = skipped_result(video, folder)
+        summary = complete_summary(folder)
+        if summary is not None:
+            results[video] = skipped_result(video, summary)
         else:
             pending.append((video, folder))
     progress = tqdm(total=len(videos), initial=len(results), unit="video", file=sys.stderr)

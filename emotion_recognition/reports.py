@@ -138,12 +138,18 @@ class ReportWriter:
             "faces_by_id": {str(face_id): self.by_id[face_id].to_dict() for face_id in sorted(self.by_id)}})
 
 
+def complete_summary(folder):
+    """The summary.json of a finished report in `folder` (one that says it is complete), else None."""
+    try:
+        summary = json.loads((Path(folder) / SUMMARY_JSON).read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) and summary.get("complete") is True else None
+
+
 def is_complete(folder):
     """Whether `folder` holds a finished report (its summary.json says so)."""
-    try:
-        return json.loads((Path(folder) / SUMMARY_JSON).read_text()).get("complete") is True
-    except (OSError, ValueError):
-        return False
+    return complete_summary(folder) is not None
 
 
 def timeline_figure(faces_csv, ids, all_ids, last_time, points=TIMELINE_POINTS):
