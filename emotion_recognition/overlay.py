@@ -78,16 +78,19 @@ class Overlay:
         """Draw `faces` (each with .box, .emotion, .confidence, .probabilities, .id) and, unless None,
         the frame rate onto `frame`; returns the frame."""
         scale, px = drawing_units(frame)
-        for face in faces:  # every box before any label, so that no box's line crosses another face's label
-            cv2.polylines(frame, [outline(face)], True, BOX_COLOR, px(LINE_WIDTH))
-        labels = [self._draw_label(frame, face, scale, px) for face in faces]
+        outlines = [outline(face) for face in faces]
+        for corners in outlines:  # every box before any label, so that no box's line crosses another face's label
+            cv2.polylines(frame, [corners], True, BOX_COLOR, px(LINE_WIDTH))
+        # What each box covers upright: the box itself, or a turned box's upright bounds.
+        bounds = [cv2.boundingRect(corners) if face.angle else face.box for face, corners in zip(faces, outlines)]
+        labels = [self._draw_label(frame, face, box, scale, px) for face, box in zip(faces, bounds)]
         taken = list(labels)  # what must stay uncovered: the faces and their labels, then each panel drawn
         if fps is not None:
             taken.append(self._draw_frame_rate(frame, fps, taken, scale, px))
         self.panels = []
         if self.bars:
-            for face, label in zip(faces, labels):
-                panel = self._draw_panel(frame, face, label, taken, scale, px)
+            for face, box, label in zip(faces, bounds, labels):
+                panel = self._draw_panel(frame, face, box, label, taken, scale, px)
                 self.panels.append(panel)
                 if panel:
                     taken.append(panel[1])
@@ -96,10 +99,10 @@ class Overlay:
         return frame
 
     @staticmethod
-    def _draw_label(frame, face, scale, px):
-        """"emotion confidence%" above the face's box (a turned box's upright bounds); returns the rectangle
-        the box and its label take together (x, y, w, h)."""
-        x, y, w, h = cv2.boundingRect(outline(face)) if face.angle else face.box
+    def _draw_label(frame, face, box, scale, px):
+        """"emotion confidence%" above `box` (the face's, or a turned one's upright bounds); returns the
+        rectangle the box and its label take together (x, y, w, h)."""
+        x, y, w, h = box
         line = px(LINE_WIDTH)
         label = f"{face.emotion} {face.confidence:.0%}"
         (text_w, text_h), baseline = cv2.getTextSize(label, FONT, LABEL_FONT_SCALE * scale, line)
@@ -125,13 +128,13 @@ class Overlay:
         outlined_text(frame, text, (left + line, top + line + text_h), font_scale, line)
         return left, top, width, height
 
-    def _draw_panel(self, frame, face, label, taken, scale, px):
+    def _draw_panel(self, frame, face, box, label, taken, scale, px):
         """The face's probabilities as a panel of bars beside it, on the side it had last if that is
         still clear, else on the first clear side; where none is, thin bars inside the box if they
         cover nothing else; else nothing. Returns (side, the rectangle drawn on), or None."""
         gap, row = px(BARS_GAP), px(BARS_ROW_HEIGHT)
         width, height = px(BARS_WIDTH), row * len(face.probabilities) + 2 * gap
-        places = self._panel_places(frame, face.box, label, width, height, gap)
+        places = self._panel_places(frame, box, label, width, height, gap)
         clear = [side for side, place in places.items() if not covered((*place, width, height), taken)]
         preferred = self.sides.get(face.id)
         side = preferred if preferred in clear else next(iter(clear), None)
