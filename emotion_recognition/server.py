@@ -403,14 +403,15 @@ def describe_address(sock, tls):
 
 
 def serve(model_path=DEFAULT_MODEL_PATH, host=HOST, port=PORT, max_upload_mb=MAX_UPLOAD_MB, certfile=None,
-          keyfile=None, min_face=MIN_FACE, mirror=MIRROR, workers=None, queue=None, queue_wait_s=QUEUE_WAIT_S):
+          keyfile=None, min_face=MIN_FACE, mirror=MIRROR, workers=None, queue=None, queue_wait_s=QUEUE_WAIT_S,
+          turned=True):
     """Serve the recognizer until Ctrl-C, then return (see the module's docstring). port=0: any free port.
 
     certfile, keyfile: PEM files for HTTPS, which browsers need before they give a page on another
-    device the camera. min_face, mirror: as EmotionRecognizer's. workers, queue, queue_wait_s: as
+    device the camera. min_face, mirror, turned: as EmotionRecognizer's. workers, queue, queue_wait_s: as
     create_app's. Raises UserError for options that cannot work (a busy port, a missing file)."""
     check_options(port, max_upload_mb, certfile, keyfile, workers, queue)
-    recognizer = EmotionRecognizer(model_path, min_face=min_face, mirror=mirror)
+    recognizer = EmotionRecognizer(model_path, min_face=min_face, mirror=mirror, turned=turned)
     app = create_app(recognizer, max_upload_mb, workers, queue, queue_wait_s)
     config = uvicorn.Config(app, ssl_certfile=certfile, ssl_keyfile=keyfile, log_level="info",
                             ws_max_size=app.state.service.limit_bytes, server_header=False, proxy_headers=False,

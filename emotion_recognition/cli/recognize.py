@@ -174,7 +174,7 @@ def main(argv=None):
 
             serve(args.model, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb,
                   certfile=args.certfile, keyfile=args.keyfile, min_face=args.min_face, mirror=args.mirror,
-                  workers=args.workers)
+                  workers=args.workers, turned=args.turned)
             return
         settings = stream_settings(args)
         if is_batch(args):
