@@ -5,7 +5,7 @@ A stream rarely needs it: faces stay where they were, or move a little. So the t
 - searches the whole frame every FULL_SEARCH_EVERY frames (and while it knows no face);
 - in between, looks for each known face near its last box, turned as it was (FaceDetector.detect_near_all),
   and searches any part of the frame that changed (a thumbnail of the frame against the last one) for
-  new faces, upright and, where none is upright, turned (faces.TURNS);
+  new faces, upright first and turned (faces.TURNS) where none is found surely upright;
 - keeps a face whose search misses while its box still shows the same face (detectors flicker), and
   ends it after MAX_MISSES whole-frame searches without it, or MAX_MISSES frames in which it is gone.
 Each face keeps an `id` while it stays in view. A face whose thumbnail suddenly stops looking like
@@ -99,7 +99,7 @@ class FaceTracker:
                 found.extend((tuple(box), float(angle)) for box, angle in zip(boxes, angles))
             # Whatever changed where no face was just found may be a new face (or another face in a
             # known face's place, at another size): search there, with the whole-frame settings,
-            # upright and then, if no face is upright there, turned.
+            # upright first and turned where no face is found surely upright.
             for changed, region in self._changed_regions(grid, gray.shape):
                 if any(inside(changed, widened(box, REGION_PADDING)) for box, _ in found):
                     continue
