@@ -90,9 +90,11 @@ def run_variant(name, options, args):
     state = read_state(run_dir)
     if output.is_file() and state.get("epochs_done") == args.epochs:
         return state
-    # One model per variant unless the variant asks for more (its own --members comes later and wins).
+    # One model per variant unless the variant asks for more (its own --members comes later and wins); no
+    # final epochs, which would train on the validation slice that the table compares on.
     command = [sys.executable, "-m", "emotion_recognition.cli.train", "--data", args.data, "--epochs", str(args.epochs),
-               "--run-dir", str(run_dir), "--output", str(output), "--quiet", "--members", "1", *options]
+               "--run-dir", str(run_dir), "--output", str(output), "--quiet", "--members", "1",
+               "--final-epochs", "0", *options]
     if args.seed is not None:
         command += ["--seed", str(args.seed)]
     if state and state["config"]["epochs"] != args.epochs:

@@ -36,6 +36,8 @@ def parse_args(argv=None):
     parser.add_argument("--model", default=str(DEFAULT_MODEL_PATH), help="the .keras model to measure")
     parser.add_argument("--angles", type=float, nargs="+", default=ANGLES, help="degrees to turn the faces by")
     parser.add_argument("--frames", type=int, default=CLIP_FRAMES, help="frames per clip")
+    parser.add_argument("--seed", type=int, default=0, help="draws the clip's faces, places and turns: another seed, "
+                                                           "another clip of the same kind")
     parser.add_argument("--skip-fer", action="store_true", help="measure this project only")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     add_standard_options(parser)
@@ -55,7 +57,7 @@ def main(argv=None):
         with tempfile.TemporaryDirectory() as folder:
             for angle in args.angles:
                 clip = Path(folder) / f"turned{angle:g}.mp4"
-                truth = make_fer_clip(Path(args.data), clip, args.frames, turn=angle)
+                truth = make_fer_clip(Path(args.data), clip, args.frames, seed=args.seed, turn=angle)
                 fps, detections, _ = live_project(clip, args.model)
                 rows.append(row("this project", angle, fps, truth, detections))
                 if not args.skip_fer:

@@ -6,6 +6,7 @@ cannot disagree about preprocessing.
 """
 
 import itertools
+import re
 from pathlib import Path
 
 import keras
@@ -114,6 +115,37 @@ def average_models(models, name="emotion_ensemble"):
     if not np.allclose(np.asarray(ensemble(probe, training=False)), expected, atol=1e-4):
         raise ValueError("the averaged model disagrees with its members; only chains of layers can be averaged")
     return ensemble
+
+
+def members_of(model):
+    """The models an averaged file holds, each as build_model's published form makes it (the inverse of
+    average_models), or [model] for a single one."""
+    numbers = sorted({int(match.group(1)) for layer in model.layers if (match := re.match(r"member_(\d+)_", layer.name))})
+    if not numbers:
+        return [model]
+    return [_rebuilt([layer for layer in model.layers if layer.name.startswith(f"member_{number}_")],
+                     rename=lambda name, number=number: name[len(f"member_{number}_"):]) for number in numbers]
+
+
+def training_form(model, seed=None):
+    """A published (single) model made trainable as build_model's training form: random crops instead
+    of the centre one, the same weights."""
+    def crop(layer):
+        return FaceCrop(layer.height, seed=seed, name=layer.name) if isinstance(layer, layers.CenterCrop) else None
+    return _rebuilt(model.layers[1:], replace=crop)
+
+
+def _rebuilt(chain, rename=lambda name: name, replace=lambda layer: None):
+    """A new model of copies of a chain of layers (after its input), with their weights; `replace` may
+    give a layer to use instead of a copy."""
+    faces = keras.Input(shape=INPUT_SHAPE, name="face")
+    x = faces
+    for layer in chain:
+        copy = replace(layer) or layer.__class__.from_config({**layer.get_config(), "name": rename(layer.name)})
+        x = copy(x)
+        if layer.weights:
+            copy.set_weights(layer.get_weights())
+    return keras.Model(faces, x, name="emotion_cnn")
 
 
 def crop_size_of(model):

@@ -30,6 +30,11 @@ ROTATION_DEGREES = 10
 ZOOM_RANGE = 0.1
 SHIFT_RANGE_WITHOUT_CROPS = 0.1
 
+# The final epochs' augmentation: light (mirror images and random crops: the faces nearly as the test sees
+# them), full (as before), or both, the two results' weights averaged (docs/experiments.md).
+FINAL_AUGMENTATION_KINDS = {"both": ("light", "full"), "light": ("light",), "full": ("full",)}
+FINAL_AUGMENTATIONS = tuple(FINAL_AUGMENTATION_KINDS)
+
 MIXED_PRECISION_CHOICES = ("auto", "on", "off")  # float16 arithmetic: auto is on for GPUs only
 RECIPE = "recipe"  # the group of settings that a resumed run takes from its own log, not the command line
 
@@ -72,8 +77,19 @@ class TrainConfig:
     dense_dropout: float = setting(DENSE_DROPOUT, "dropout rate after the dense layer", RECIPE)
     stage_dropout: float = setting(0.5, "multiplies the conv stages' dropout " + str(STAGE_DROPOUT), RECIPE)
     random_erasing: float = setting(0.5, "chance of blanking a random patch of a training face", RECIPE)
+    final_epochs: int = setting(2, "after its best epoch, each model trains this many more epochs on all of train/ "
+                                   "(the validation slice too) at --final-learning-rate; 0: none", RECIPE)
+    final_learning_rate: float = setting(1e-4, "peak learning rate of the final epochs (one epoch of warm-up, then "
+                                               "cosine to 0)", RECIPE)
+    final_augmentation: str = setting("both", "augmentation of the final epochs: light (mirror images and the "
+                                              "random crops only), full (as the epochs before), or both: one "
+                                              "run of each, their weights averaged", RECIPE,
+                                      choices=FINAL_AUGMENTATIONS)
     members: int = setting(2, "models trained one after another from seeds --seed, --seed + 1, ...; the published "
                               "model averages their answers (1: a single model, in half the time)", RECIPE)
+
+    from_model: str = setting("", "skip training from scratch: give each model of this .keras file (one that "
+                                  "train.py wrote, such as the shipped one) only the final epochs")
 
     def resolved_run_dir(self):
         """run_dir, or runs/<output name>/ beside the output (the clone's runs/ for the shipped model)."""
@@ -86,7 +102,7 @@ class TrainConfig:
 
 RECIPE_FIELDS = tuple(f.name for f in fields(TrainConfig) if f.metadata["group"] == RECIPE)
 # Recipe fields that runs made before the field existed did not have the default of: their value then.
-EARLIER_VALUES = {"members": 1}
+EARLIER_VALUES = {"members": 1, "final_epochs": 0}
 
 
 def resumed_config(config, saved):

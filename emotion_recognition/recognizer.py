@@ -30,10 +30,10 @@ from .preprocessing import faces_pixels, to_gray
 from .tracking import FULL_SEARCH_EVERY, HALF_LIFE, FaceTracker, smooth
 
 MAX_PIXEL = 255
-# Averaging each face's probabilities with its mirror image's is the cheapest test-time augmentation:
-# it doubles the classifier's cost per face and was right more often on PublicTest and on the live clip
-# (docs/speed.md). mirror=False (--no-mirror) turns it off.
-MIRROR = True
+# Averaging each face's probabilities with its mirror image's is the cheapest test-time augmentation,
+# but it doubles the classifier's cost per face, for a few tenths of a point (docs/speed.md): off by
+# default; mirror=True (--mirror) turns it on.
+MIRROR = False
 
 
 @dataclass
@@ -181,6 +181,7 @@ class StreamRecognizer:
     def __init__(self, recognizer, half_life=HALF_LIFE, full_search_every=FULL_SEARCH_EVERY):
         self.recognizer, self.half_life = recognizer, half_life
         self.tracker = FaceTracker(recognizer.detector, full_search_every)
+        self.frames = 0
 
     def detect(self, frame, time):
         """Faces in this frame; `time` is its time in the stream, in seconds (for the smoothing)."""
@@ -188,8 +189,13 @@ class StreamRecognizer:
         tracks = self.tracker.update(gray)
         if not tracks:
             return []
-        probabilities = self.recognizer.classify(faces_pixels(gray, [track.box for track in tracks],
-                                                              [track.angle for track in tracks]))
+        faces = faces_pixels(gray, [track.box for track in tracks], [track.angle for track in tracks])
+        # With one view per face (mirror off) and smoothing on, every other frame classifies the mirror
+        # images: the smoothing then averages both views over time, at the cost of one.
+        if self.half_life and not self.recognizer.mirror and self.frames % 2:
+            faces = faces[:, :, ::-1]
+        self.frames += 1
+        probabilities = self.recognizer.classify(faces)
         return [Face.from_probabilities(track.box, smooth(track, p, time, self.half_life), id=track.id,
                                         angle=track.angle)
                 for track, p in zip(tracks, probabilities)]

@@ -3,8 +3,8 @@
 A run folder holds `last.keras` (the last finished epoch, with optimizer state, for resuming),
 `best.keras` (the best epoch so far by validation accuracy, in its published form), `state.json`
 (the recipe, the history, the devices) and `history.png` (the curves so far, to look at while a run
-goes on). Every file is written atomically after each epoch, and Ctrl-C or SIGTERM wait until all of
-them are written.
+goes on), and once the final epochs on all of train/ are done, `final.keras` (published form). Every
+file is written atomically after each epoch, and Ctrl-C or SIGTERM wait until all of them are written.
 """
 
 import contextlib
@@ -38,6 +38,10 @@ class RunState:
     train_images: int = 0
     # Epochs done when each session began: [0] for a run trained in one go, [0, 34, 71] for one resumed twice.
     session_starts: list = field(default_factory=list)
+    started_from: str = None       # the model file whose weights a --from-model run began with
+    final_epochs_done: int = 0     # epochs on all of train/ after the best epoch (final.keras)
+    final_seconds: float = 0.0
+    final_history: list = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, values):
@@ -64,11 +68,12 @@ class RunFiles:
         self.dir = Path(run_dir)
         self.last = self.dir / "last.keras"
         self.best = self.dir / "best.keras"
+        self.final = self.dir / "final.keras"  # the best epoch after the final epochs on all of train/
         self.state_file = self.dir / "state.json"
         self.curves = self.dir / "history.png"
 
     def exists(self):
-        return self.state_file.is_file() and self.last.is_file()
+        return self.state_file.is_file() and (self.last.is_file() or self.final.is_file())
 
     def read(self):
         try:
@@ -80,7 +85,7 @@ class RunFiles:
         write_json_atomic(self.state_file, state.to_dict())
 
     def discard(self):
-        for stale in (self.last, self.best, self.state_file, self.curves):
+        for stale in (self.last, self.best, self.final, self.state_file, self.curves):
             stale.unlink(missing_ok=True)
 
 

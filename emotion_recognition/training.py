@@ -5,7 +5,9 @@ The command-line front end is emotion_recognition/cli/train.py; everything it do
 notebook can do it too. How a run's files survive interruption is runs.py.
 """
 
+import dataclasses
 import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -18,10 +20,10 @@ from .devices import choose_devices, set_precision, uses_mixed_precision
 from .config import CLASS_NAMES, NUM_CLASSES
 from .errors import UserError, ensure_folder
 from .files import save_figure, write_json_atomic
-from .model import average_models, build_model, load_model, save_model_atomic
+from .model import average_models, build_model, load_model, members_of, save_model_atomic, training_form
 from .plots import plot_histories, plot_history
-from .recipe import (OPTIMIZERS, ROTATION_DEGREES, SGD_MOMENTUM, SHIFT_RANGE_WITHOUT_CROPS, STAGE_DROPOUT, ZOOM_RANGE,
-                     TrainConfig, member_config, resumed_config)
+from .recipe import (FINAL_AUGMENTATION_KINDS, OPTIMIZERS, ROTATION_DEGREES, SGD_MOMENTUM, SHIFT_RANGE_WITHOUT_CROPS,
+                     STAGE_DROPOUT, ZOOM_RANGE, TrainConfig, member_config, resumed_config)
 from .runs import DeferredInterrupts, EpochCheckpoint, RunFiles, RunProgress, RunState, StopWhenInterrupted
 
 
@@ -33,16 +35,18 @@ def make_model(config, published=False):
                        random_crops=not published)
 
 
-def make_batches(config, faces, labels_one_hot, weights, first_epoch, batch_size=None, devices=1):
-    """Augmented training batches: ImageDataGenerator's transforms plus random erasing.
+def make_batches(config, faces, labels_one_hot, weights, first_epoch, batch_size=None, devices=1, light=False):
+    """Augmented training batches: ImageDataGenerator's transforms plus random erasing; light=True keeps
+    only the mirror images (and the model's own random crops, or shifts without them).
 
     batch_size is the global batch (all devices together); config.batch_size when not given.
     """
     shift = SHIFT_RANGE_WITHOUT_CROPS if config.crop_size >= faces.shape[1] else 0.0
-    generator = image_data_generator(rotation=ROTATION_DEGREES, zoom=ZOOM_RANGE, shift=shift)
+    generator = image_data_generator(rotation=0.0 if light else ROTATION_DEGREES, zoom=0.0 if light else ZOOM_RANGE,
+                                     shift=shift)
     return AugmentedFaces(faces, labels_one_hot, weights, batch_size or config.batch_size, generator,
-                          erase_probability=config.random_erasing, seed=config.seed, first_epoch=first_epoch,
-                          batch_multiple=devices)
+                          erase_probability=0.0 if light else config.random_erasing, seed=config.seed,
+                          first_epoch=first_epoch, batch_multiple=devices)
 
 
 def class_sample_weights(labels, power):
@@ -88,7 +92,12 @@ def train(config, resume=False, restart=False, verbose=1, devices=None, mixed_pr
     if config.members < 1:
         raise UserError(f"members must be 1 or more, not {config.members}")
     if resume:
-        config = resumed_config(config, saved_recipe(config.resolved_run_dir()))
+        saved = saved_recipe(config.resolved_run_dir())
+        config = resumed_config(config, saved)
+        config = dataclasses.replace(config, from_model=config.from_model or saved.get("from_model", ""))
+    starts = models_to_finish(config)
+    if starts:
+        config = dataclasses.replace(config, members=len(starts))
     runs = member_runs(config)
     if not resume and not restart:
         for files in runs:
@@ -106,12 +115,14 @@ def train(config, resume=False, restart=False, verbose=1, devices=None, mixed_pr
     images, labels, skipped = data.load_split(Path(config.data) / "train", verbose=verbose == 1)
     data.report_skipped(skipped)
     train_idx, val_idx = data.stratified_split(labels, config.val_split, data.VALIDATION_SEED)
-    print(f"{len(train_idx)} training and {len(val_idx)} validation images; "
-          "per class: " + ", ".join(f"{n} {c}" for n, c in zip(CLASS_NAMES, data.class_counts(labels))))
+    split = (f"{len(labels)} images, all trained on" if starts
+             else f"{len(train_idx)} training and {len(val_idx)} validation images")
+    print(f"{split}; per class: " + ", ".join(f"{n} {c}" for n, c in zip(CLASS_NAMES, data.class_counts(labels))))
     # Keras cannot validate a batch that splits unevenly between devices (an AddN shape error), so
     # several devices drop the last (at most devices - 1) validation faces; one device keeps all.
     val_idx = val_idx[:len(val_idx) - len(val_idx) % hardware.count]
-    faces = {"train": (images[train_idx], labels[train_idx]), "validation": (images[val_idx], labels[val_idx])}
+    faces = {"train": (images[train_idx], labels[train_idx]), "validation": (images[val_idx], labels[val_idx]),
+             "all": (images, labels)}
 
     setup = RunSetup(faces, hardware, mixed_precision, verbose)
     states = []
@@ -119,8 +130,29 @@ def train(config, resume=False, restart=False, verbose=1, devices=None, mixed_pr
         member = Member(member_config(config, number), files, number, len(runs), resume=resume and files.exists())
         if member.count > 1:
             print(f"Model {number} of {member.count} (seed {member.config.seed}), in {files.dir}")
-        states.append(train_run(member, setup))
+        if starts:
+            state = (files.read() if member.resume
+                     else RunState(config=asdict(member.config), started_from=str(config.from_model)))
+        else:
+            state = train_run(member, setup)
+        if config.final_epochs and not (state.final_epochs_done == config.final_epochs and files.final.is_file()):
+            state = final_run(member, setup, state, starts[number - 1] if starts else load_model(files.best))
+        states.append(state)
     return publish_and_score(config, runs, states, faces["validation"], verbose)
+
+
+def models_to_finish(config):
+    """The models of config.from_model, each to be given only the final epochs; [] when training from
+    scratch."""
+    if not config.from_model:
+        return []
+    if not config.final_epochs:
+        raise UserError("--from-model gives a model's members only the final epochs; --final-epochs 0 leaves "
+                        "nothing to do")
+    if Path(config.from_model).resolve() == Path(config.output).resolve():
+        raise UserError(f"--from-model {config.from_model} is also the --output: write the result to another "
+                        "file, so that the run can be resumed from the original")
+    return members_of(load_model(config.from_model))
 
 
 @dataclass
@@ -256,23 +288,89 @@ def train_run(member, setup):
     return state
 
 
+def final_run(member, setup, state, start):
+    """The final epochs of one model: `start` (its best epoch, or a --from-model member, published form)
+    trains config.final_epochs more epochs on all of train/ (setup.faces["all"]) at
+    config.final_learning_rate, and is written to files.final.
+
+    config.final_augmentation "light" or "full" trains once with that augmentation; "both" trains
+    once with each, from the same start, and averages the two results' weights (a "model soup": two
+    short fine-tunings of one model stay close enough to average; docs/experiments.md). With no faces
+    left to choose an epoch by, the last one is kept. The stage is short, so nothing of it is
+    checkpointed: an interrupted one is repeated from `start` when the run is resumed. Returns the
+    updated RunState.
+    """
+    config, files, hardware = member.config, member.files, setup.hardware
+    final = dataclasses.replace(config, epochs=config.final_epochs, learning_rate=config.final_learning_rate)
+    images, labels = setup.faces["all"]
+    global_batch = config.batch_size * hardware.count
+    kinds = FINAL_AUGMENTATION_KINDS[config.final_augmentation]
+    print(f"Final {final.epochs} epoch(s){member.label} on all {len(images)} faces of train/, "
+          f"learning rate {final.learning_rate:g}, {' and '.join(kinds)} augmentation"
+          + (", the two averaged" if len(kinds) > 1 else ""))
+    ensure_folder(files.dir, "run folder")
+    interrupts = DeferredInterrupts()
+    started, weights, history = time.time(), [], []
+    try:
+        with interrupts.installed():
+            for kind in kinds:
+                keras.utils.set_random_seed(config.seed)
+                with hardware.strategy.scope():
+                    model = training_form(start, seed=config.seed)
+                    compile_model(model, final, steps_per_epoch=int(np.ceil(len(images) / global_batch)))
+                batches = make_batches(final, images, keras.utils.to_categorical(labels, NUM_CLASSES),
+                                       class_sample_weights(labels, config.class_weight_power), first_epoch=0,
+                                       batch_size=global_batch, devices=hardware.count, light=kind == "light")
+                fitted = model.fit(batches, epochs=final.epochs, callbacks=[StopWhenInterrupted(interrupts)],
+                                   verbose=setup.verbose)
+                weights.append(model.get_weights())
+                history += [{"augmentation": kind, **{key: float(values[epoch]) for key, values in fitted.history.items()}}
+                            for epoch in range(final.epochs)]
+            with interrupts.shielded():
+                # The training form and the published one differ only in their crop layer, which has no weights.
+                start.set_weights([np.mean(arrays, axis=0) for arrays in zip(*weights)])
+                save_model_atomic(start, files.final, include_optimizer=False)
+                state.final_epochs_done = final.epochs
+                state.final_seconds = time.time() - started
+                state.final_history = history
+                state.devices = state.devices or list(hardware.names)
+                state.backend = state.backend or keras.backend.backend()
+                state.train_images = state.train_images or int(len(images))
+                files.write(state)
+    except KeyboardInterrupt:
+        raise UserError(f"training of {files.dir} interrupted during its final epochs; what came before is kept, "
+                        "and resuming the run repeats them", exit_code=130, reason="interrupted") from None
+    return state
+
+
 def publish_and_score(config, runs, states, validation, verbose=1):
     """Average the runs' best epochs (average_models; one run's is published as it is) into
     config.output, score it on the validation slice and once on test/, and write its metrics JSON and
     training-curve PNG beside it. validation: (images, labels). Returns the metrics."""
-    for files in runs:
-        if not files.best.is_file():
-            raise UserError(f"{files.best} is missing; the run has no finished epoch to publish")
+    sources = [files.final if config.final_epochs else files.best for files in runs]
+    for source in sources:
+        if not source.is_file():
+            raise UserError(f"{source} is missing; the run has no finished epoch to publish")
     output = Path(config.output)
-    published = average_models([load_model(files.best) for files in runs])
+    published = average_models([load_model(source) for source in sources])
     save_model_atomic(published, output, include_optimizer=False)
 
-    val_images, val_labels = validation
-    val_probabilities = evaluation.predict_probabilities(published, val_images)
-    val_accuracy = float((val_probabilities.argmax(axis=1) == val_labels).mean())
-    what = (f"the best epoch ({states[0].best_epoch})" if len(runs) == 1
-            else f"the average of {len(runs)} models (best epochs {', '.join(str(s.best_epoch) for s in states)})")
-    print(f"Validation accuracy of {what}: {val_accuracy:.2%}")
+    if config.from_model:
+        what = f"the {len(runs)} model(s) of {config.from_model}"
+    elif len(runs) == 1:
+        what = f"the best epoch ({states[0].best_epoch})"
+    else:
+        what = f"the average of {len(runs)} models (best epochs {', '.join(str(s.best_epoch) for s in states)})"
+    if config.final_epochs:
+        what += f" after {config.final_epochs} final epochs on all of train/"
+        # The final epochs trained on the validation slice, so it can no longer judge the result.
+        val_accuracy = None
+        print(f"No validation accuracy for {what}: they trained on the validation slice")
+    else:
+        val_images, val_labels = validation
+        val_probabilities = evaluation.predict_probabilities(published, val_images)
+        val_accuracy = float((val_probabilities.argmax(axis=1) == val_labels).mean())
+        print(f"Validation accuracy of {what}: {val_accuracy:.2%}")
     print(f"Scoring {what} on {Path(config.data) / 'test'} ...")
     test_images, test_labels, skipped = data.load_split(Path(config.data) / "test", verbose=verbose == 1)
     data.report_skipped(skipped)
@@ -287,13 +385,17 @@ def publish_and_score(config, runs, states, validation, verbose=1):
         "test": report,
         "val_accuracy": val_accuracy,  # of the published model, on the validation slice that chose its epochs
         "epochs": config.epochs,       # per model
+        "final_epochs": config.final_epochs,
+        "from_model": config.from_model or None,
         "train_seconds": round(train_seconds, 1),
+        "final_seconds": round(sum(state.final_seconds for state in states), 1),
         "train_images_per_second": round(sum(s.epochs_done * s.train_images for s in states) / train_seconds, 1)
                                    if train_seconds else 0.0,
         # None for a run folder written before state.json counted its sessions.
         "times_resumed": (sum(len(s.resumed_after) for s in states) if all(s.session_starts for s in states)
                           else None),
         "members": [{"seed": s.config.get("seed"), "epochs": s.epochs_done, "best_epoch": s.best_epoch,
+                     "final_epochs": s.final_epochs_done, "final_history": s.final_history,
                      "best_val_accuracy": s.best_val_accuracy, "train_seconds": round(s.train_seconds, 1),
                      "times_resumed": len(s.resumed_after) if s.session_starts else None} for s in states],
         "devices": states[-1].devices,
@@ -305,6 +407,11 @@ def publish_and_score(config, runs, states, validation, verbose=1):
     metrics_path = output.with_suffix(".metrics.json")
     write_json_atomic(metrics_path, metrics)
     curves_path = output.with_suffix(".history.png")
-    save_figure(plot_histories([(s.history, s.resumed_after) for s in states]), curves_path)
-    print(f"Wrote {output}, {metrics_path.name} and {curves_path.name}")
+    if any(state.history for state in states):
+        # The curves of the epochs that chose each model; the final epochs' figures are in the metrics.
+        save_figure(plot_histories([(s.history, s.resumed_after) for s in states]), curves_path)
+    else:  # --from-model: no epochs but the final ones, which the metrics list
+        print(f"No curves to draw: only final epochs were trained (their figures are in {metrics_path.name})")
+        curves_path = None
+    print(f"Wrote {output}, {metrics_path.name}" + (f" and {curves_path.name}" if curves_path else ""))
     return metrics

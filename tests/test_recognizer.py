@@ -45,14 +45,14 @@ def test_classify_accepts_both_shapes_and_matches_the_model(recognizer):
     from emotion_recognition.litert_files import MAX_DEVIATION
     from emotion_recognition.model import load_model
 
-    # By default the model's answer averaged with its answer for the mirror image (up to its LiteRT
-    # form's int8 weights); mirror=False gives the model's own answer.
+    # By default the model's own answer (up to its LiteRT form's int8 weights); mirror=True averages it
+    # with its answer for the mirror image.
     model = load_model(recognizer.model_path)
     as_is = model.predict(faces[..., None].astype("float32"), verbose=0)
     mirrored = model.predict(faces[:, :, ::-1, None].astype("float32"), verbose=0)
-    assert np.allclose(flat, (as_is + mirrored) / 2, atol=MAX_DEVIATION)
-    one_view = EmotionRecognizer(recognizer.model_path, mirror=False).classify(faces)
-    assert np.allclose(one_view, as_is, atol=MAX_DEVIATION)
+    assert np.allclose(flat, as_is, atol=MAX_DEVIATION)
+    both_views = EmotionRecognizer(recognizer.model_path, mirror=True).classify(faces)
+    assert np.allclose(both_views, (as_is + mirrored) / 2, atol=MAX_DEVIATION)
     assert not np.allclose(as_is, mirrored, atol=1e-2)  # random faces: the mirror image changes the answer
     assert recognizer.classify(np.zeros((0, 48, 48), np.uint8)).shape == (0, 7)
 

@@ -106,8 +106,10 @@ def test_smoothing_halves_the_distance_in_one_half_life_at_any_frame_rate():
 
 
 def test_video_probabilities_are_the_raw_ones_smoothed_over_stream_time(cli, face_video):
-    raw = json_lines(cli("recognize", "--source", face_video, "--no-display", "--json", "--no-smoothing"))
-    smoothed = json_lines(cli("recognize", "--source", face_video, "--no-display", "--json", "--half-life", "0.2"))
+    # With --mirror every frame sees both views, so the raw and the smoothed run classify alike.
+    raw = json_lines(cli("recognize", "--source", face_video, "--no-display", "--json", "--no-smoothing", "--mirror"))
+    smoothed = json_lines(cli("recognize", "--source", face_video, "--no-display", "--json", "--half-life", "0.2",
+                              "--mirror"))
     assert [r["faces"] and r["faces"][0]["box"] for r in raw] == [r["faces"] and r["faces"][0]["box"] for r in smoothed]
     average, last_time, differs = None, None, False
     for raw_record, smoothed_record in zip(raw, smoothed):
@@ -121,6 +123,31 @@ def test_video_probabilities_are_the_raw_ones_smoothed_over_stream_time(cli, fac
         assert np.allclose(shown, average, atol=1e-6)
         differs |= not np.allclose(shown, p, atol=1e-3)
     assert differs  # the face moves, its raw probabilities change, and the smoothing shows
+
+
+def test_a_video_classifies_the_mirror_images_every_other_frame_unless_told_otherwise(astronaut_png, shipped_model):
+    from emotion_recognition import EmotionRecognizer
+    from emotion_recognition.preprocessing import faces_pixels, to_gray
+
+    frame = cv2.imread(str(astronaut_png))
+    recognizer = EmotionRecognizer(shipped_model)
+    face = recognizer.detect(frame)[0]
+    crop = faces_pixels(to_gray(frame), [face.box], [face.angle])
+    as_is, mirrored = recognizer.classify(crop)[0], recognizer.classify(crop[:, :, ::-1])[0]
+    assert not np.allclose(as_is, mirrored, atol=1e-3)
+
+    def shown(stream, times):
+        return [np.array([stream.detect(frame, t)[0].probabilities[c] for c in CLASS_NAMES]) for t in times]
+
+    # A half-life far shorter than a frame: each frame shows its own view, alternating.
+    first, second, third = shown(recognizer.stream(half_life=1e-6), (0.0, 1.0, 2.0))
+    assert np.allclose(first, as_is, atol=1e-5) and np.allclose(third, as_is, atol=1e-5)
+    assert np.allclose(second, mirrored, atol=1e-5)
+    # Without smoothing nothing averages the views, so every frame is classified as it is.
+    assert all(np.allclose(p, as_is, atol=1e-5) for p in shown(recognizer.stream(half_life=None), (0.0, 1.0)))
+    # --mirror averages both views in every frame.
+    both = EmotionRecognizer(shipped_model, mirror=True)
+    assert all(np.allclose(p, (as_is + mirrored) / 2, atol=2e-2) for p in shown(both.stream(half_life=1e-6), (0.0, 1.0)))
 
 
 def test_images_are_never_smoothed(cli, astronaut_png):

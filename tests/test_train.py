@@ -143,7 +143,7 @@ def test_recipe_options_shape_the_model_and_a_resumed_run_keeps_them(cli, fer_fo
 def test_two_members_train_one_after_another_and_the_published_model_averages_them(cli, fer_folder, tmp_path):
     output, run_dir = tmp_path / "pair.keras", tmp_path / "run"
     options = ("train", "--data", fer_folder, "--epochs", "1", "--output", output, "--run-dir", run_dir, "--quiet",
-               "--base-width", "4", "--dense-units", "8", "--members", "2", "--seed", "5")
+               "--base-width", "4", "--dense-units", "8", "--members", "2", "--seed", "5", "--final-epochs", "0")
     result = cli(*options)
     assert result.returncode == 0, result.stderr
     assert "Model 2 of 2 (seed 6)" in result.stdout and "Validation accuracy of the average of 2 models" in result.stdout
@@ -181,3 +181,49 @@ def test_compare_recipes_never_discards_a_run_of_another_length(fer_folder, tmp_
                             capture_output=True, text=True, timeout=120)
     assert_clean_error(result, "8 epochs, not 30", "--runs-dir")
     assert json.loads((run_dir / "state.json").read_text()) == state
+
+
+@pytest.mark.slow
+def test_final_epochs_train_on_all_of_train_and_from_model_gives_only_those(cli, fer_folder, tmp_path):
+    from emotion_recognition.model import average_models, load_model, members_of
+    output, run_dir = tmp_path / "pair.keras", tmp_path / "run"
+    tiny = ("--data", fer_folder, "--quiet", "--base-width", "4", "--dense-units", "8", "--final-epochs", "1")
+    result = cli("train", *tiny, "--epochs", "1", "--output", output, "--run-dir", run_dir, "--members", "2")
+    assert result.returncode == 0, result.stderr
+    assert "No validation accuracy" in result.stdout  # the final epoch trained on the validation slice
+    faces = np.random.default_rng(3).integers(0, 256, (4, 48, 48, 1)).astype("float32")
+    best = [np.asarray(load_model(run_dir / f"member-{n}" / "best.keras")(faces)) for n in (1, 2)]
+    final = [np.asarray(load_model(run_dir / f"member-{n}" / "final.keras")(faces)) for n in (1, 2)]
+    assert not np.allclose(best[0], final[0], atol=1e-4)  # the final epoch changed the model
+    assert np.allclose(np.asarray(load_model(output)(faces)), (final[0] + final[1]) / 2, atol=1e-5)
+    metrics = json.loads(output.with_suffix(".metrics.json").read_text())
+    assert metrics["val_accuracy"] is None and metrics["final_epochs"] == 1
+    # By default one run with light and one with full augmentation, their weights averaged.
+    assert [[epoch["augmentation"] for epoch in member["final_history"]] for member in metrics["members"]] == \
+        [["light", "full"]] * 2
+
+    # An averaged file comes apart into its members, which average back to it.
+    pair = load_model(output)
+    members = members_of(pair)
+    assert len(members) == 2
+    assert np.allclose(np.asarray(average_models(members)(faces)), np.asarray(pair(faces)), atol=1e-5)
+
+    # --from-model: each member of a finished model gets only the final epochs.
+    finished, again_dir = tmp_path / "finished.keras", tmp_path / "again"
+    again = cli("train", *tiny, "--from-model", output, "--output", finished, "--run-dir", again_dir)
+    assert again.returncode == 0, again.stderr
+    assert "Model 2 of 2" in again.stdout and "Final 1 epoch(s)" in again.stdout
+    state = json.loads((again_dir / "member-2" / "state.json").read_text())
+    assert state["started_from"] == str(output) and state["final_epochs_done"] == 1 and state["epochs_done"] == 0
+    assert not np.allclose(np.asarray(load_model(finished)(faces)), np.asarray(pair(faces)), atol=1e-4)
+    # Resuming a finished run trains nothing more and publishes the same model.
+    before = (again_dir / "member-1" / "final.keras").stat().st_mtime_ns
+    resumed = cli("train", *tiny, "--output", finished, "--run-dir", again_dir, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Final 1 epoch" not in resumed.stdout
+    assert (again_dir / "member-1" / "final.keras").stat().st_mtime_ns == before
+
+    assert_clean_error(cli("train", *tiny, "--from-model", output, "--output", output, "--run-dir", tmp_path / "x"),
+                       "--from-model", "also the --output")
+    assert_clean_error(cli("train", "--data", fer_folder, "--from-model", output, "--final-epochs", "0",
+                           "--output", tmp_path / "y.keras"), "--final-epochs 0")

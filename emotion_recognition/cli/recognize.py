@@ -111,8 +111,8 @@ def parse_args(argv=None):
                               "the camera")
     serving.add_argument("--keyfile", metavar="PEM", help="the certificate's private key (if not in --certfile)")
     parser.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=MIRROR,
-                        help="average each face's answers with its mirror image's (more accurate, at twice the "
-                             "classifier's cost per face); --no-mirror classifies each face as it is")
+                        help="average each face's answers with its mirror image's (a little more accurate, at "
+                             "twice the classifier's cost per face); by default each face is classified as it is")
     add_standard_options(parser)
     return parser.parse_args(argv)
 
