@@ -101,14 +101,8 @@ def average_models(models, name="emotion_ensemble"):
     if len(models) == 1:
         return models[0]
     faces = keras.Input(shape=INPUT_SHAPE, name="face")
-    outputs = []
-    for number, model in enumerate(models, start=1):
-        x = faces
-        for layer in model.layers[1:]:  # after its input
-            copy = layer.__class__.from_config({**layer.get_config(), "name": f"member_{number}_{layer.name}"})
-            x = copy(x)
-            copy.set_weights(layer.get_weights())
-        outputs.append(x)
+    outputs = [_copied(faces, model.layers[1:], rename=lambda name, number=number: f"member_{number}_{name}")
+               for number, model in enumerate(models, start=1)]  # each chain after its input
     ensemble = keras.Model(faces, layers.Average(name="probabilities")(outputs), name=name)
     probe = np.random.default_rng(0).integers(0, 256, (4, *INPUT_SHAPE)).astype("float32")
     expected = np.mean([np.asarray(model(probe, training=False)) for model in models], axis=0)
@@ -136,16 +130,20 @@ def training_form(model, seed=None):
 
 
 def _rebuilt(chain, rename=lambda name: name, replace=lambda layer: None):
-    """A new model of copies of a chain of layers (after its input), with their weights; `replace` may
-    give a layer to use instead of a copy."""
+    """A new model of copies of a chain of layers (after its input), with their weights."""
     faces = keras.Input(shape=INPUT_SHAPE, name="face")
-    x = faces
+    return keras.Model(faces, _copied(faces, chain, rename, replace), name="emotion_cnn")
+
+
+def _copied(x, chain, rename=lambda name: name, replace=lambda layer: None):
+    """Copies of a chain of layers, renamed by `rename` and with their weights, applied to x; `replace` may
+    give a layer to use instead of a copy. Returns the last one's output."""
     for layer in chain:
         copy = replace(layer) or layer.__class__.from_config({**layer.get_config(), "name": rename(layer.name)})
         x = copy(x)
         if layer.weights:
             copy.set_weights(layer.get_weights())
-    return keras.Model(faces, x, name="emotion_cnn")
+    return x
 
 
 def crop_size_of(model):
