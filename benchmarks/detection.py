@@ -6,9 +6,9 @@ enlarged to 150-200 px on a 640x480 frame, as in face_framing.py: on a flat grey
 photos from scikit-image that hold no human face (coffee, a cat, a rocket, the moon, a page of text,
 a microscope slide, galaxies), at full light and dimmed to 35 %, as in a dark room. The cascade
 searches each frame as the recognizer does (upright and turned copies: `--search turned`; the upright
-frame alone: `--search upright`), after an optional filter of the frame (OpenCV's own face-detection
-sample equalizes the histogram first). A face counts as found when a box's centre lies on it; every
-other box is a false one.
+frame alone: `--search upright`; as a video's changed region is searched: `--search region`), after an
+optional filter of the frame (OpenCV's own face-detection sample equalizes the histogram first). A face
+counts as found when a box's centre lies on it; every other box is a false one.
 
     python benchmarks/detection.py
     python benchmarks/detection.py --filters none clahe --min-neighbors 3 5 --faces 500
@@ -51,7 +51,7 @@ def parse_args(argv=None):
                              f"{MIN_NEIGHBORS})")
     parser.add_argument("--search", nargs="+", choices=sorted(SEARCHES), default=list(SEARCHES),
                         help="turned: the upright frame and turned copies of it, as the recognizer searches; "
-                             "upright: the upright frame alone")
+                             "upright: the upright frame alone; region: as a changed region of a video is searched")
     parser.add_argument("--seed", type=int, default=0, help="face sizes and places")
     parser.add_argument("--json", action="store_true", help="print one JSON object per row instead of a table")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
@@ -73,6 +73,8 @@ def background_photos():
 SEARCHES = {
     "turned": lambda detector, gray: detector.detect_all(gray)[0],   # what the recognizer does
     "upright": lambda detector, gray: detector.detect(gray),         # the upright frame alone
+    # the whole frame searched as a region that changed in a video is (upright, else turned copies)
+    "region": lambda detector, gray: detector.detect_in_all(gray, (0, 0, gray.shape[1], gray.shape[0]))[0],
 }
 
 

@@ -46,14 +46,15 @@ LOCAL_MIN_NEIGHBORS = 2
 # The turned copies searched besides the upright frame, in degrees: with the cascade's own tolerance of
 # about 15 degrees either way they reach faces turned up to about 45 degrees.
 TURNS = (30.0, -30.0)
-# Near a known face, or where the frame changed, the search stops at the first angle whose best box has
-# this many overlapping hits: a face found surely needs no other angle (those searches cost time).
+# Near a known face the search stops at the first angle whose best box has this many overlapping hits:
+# a face found surely needs no other angle (those searches cost time). Where the frame changed, the
+# first angle that finds a face at all ends the search: a change brings one new face as a rule.
 SURE_NEIGHBOURS = 12
 # A turned copy holds more face-like patterns than the frame (its fill, its turned edges, a cat): a
 # search of a whole turned frame accepts a face only with this many overlapping hits; a search of a
 # region that changed (something moved there) with REGION_TURNED_MIN_NEIGHBORS.
 TURNED_MIN_NEIGHBORS = 20
-REGION_TURNED_MIN_NEIGHBORS = 13
+REGION_TURNED_MIN_NEIGHBORS = 11
 NO_BOXES = np.zeros((0, 4), dtype=np.int32)
 
 
@@ -123,16 +124,17 @@ class FaceDetector:
         an angle, of the faces turned by it (their upright squares, see the module's docstring)."""
         return self._detect(gray, angle)[0]
 
-    def detect_all(self, gray):
-        """Faces upright and turned by each of the detector's turns, one box per face: (boxes (n, 4),
-        angles (n,))."""
-        return best_of_angles([(angle, *self._detect(gray, angle)) for angle in (0.0, *self.turns)])
+    def detect_all(self, gray, turns=None):
+        """Faces upright and turned by each of the detector's turns (or of `turns`, a part of them), one box
+        per face: (boxes (n, 4), angles (n,))."""
+        turns = self.turns if turns is None else turns
+        return best_of_angles([(angle, *self._detect(gray, angle)) for angle in (0.0, *turns)])
 
     def detect_in_all(self, gray, region):
-        """Faces upright and turned inside region (x, y, w, h), searched as a whole-frame search would
-        search it, upright first: (boxes (n, 4), angles (n,))."""
+        """Faces upright or turned inside region (x, y, w, h), searched as a whole-frame search would
+        search it, upright first, up to the first angle that finds one: (boxes (n, 4), angles (n,))."""
         return best_of_angles(until_sure(lambda angle: self._detect_in(gray, region, angle=angle),
-                                         (0.0, *self.turns)))
+                                         (0.0, *self.turns), sure=1))
 
     def _detect(self, gray, angle):
         """detect()'s boxes, and each one's neighbours (the cascade's overlapping hits)."""
@@ -216,14 +218,14 @@ class FaceDetector:
         return boxes.astype(np.int32), neighbours
 
 
-def until_sure(search, angles):
+def until_sure(search, angles, sure=SURE_NEIGHBOURS):
     """[(angle, boxes, neighbours), ...] of search(angle) for each angle in turn, up to the first that
-    finds a box surely (SURE_NEIGHBOURS)."""
+    finds a box with `sure` overlapping hits (1: any box)."""
     searches = []
     for angle in angles:
         boxes, neighbours = search(angle)
         searches.append((angle, boxes, neighbours))
-        if len(neighbours) and neighbours.max() >= SURE_NEIGHBOURS:
+        if len(neighbours) and neighbours.max() >= sure:
             break
     return searches
 

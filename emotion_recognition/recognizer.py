@@ -34,6 +34,13 @@ MAX_PIXEL = 255
 # but it doubles the classifier's cost per face, for a few tenths of a point (docs/speed.md): off by
 # default; mirror=True (--mirror) turns it on.
 MIRROR = False
+# In a stream with smoothing, a face is classified again once this many seconds of stream time have passed
+# (a new face at once; every frame of a stream slower than this): a few times per smoothing half-life, and
+# the smoothing carries its probabilities in between. Its classifications alternate between the face and
+# its mirror image (with mirror off), so the smoothing averages both views.
+CLASSIFY_INTERVAL = 0.1
+# Frame times are rounded (30 frames/s: 0.0333... s): a face is due this much before the interval is over.
+TIME_TOLERANCE = 1e-3
 
 
 @dataclass
@@ -181,21 +188,23 @@ class StreamRecognizer:
     def __init__(self, recognizer, half_life=HALF_LIFE, full_search_every=FULL_SEARCH_EVERY):
         self.recognizer, self.half_life = recognizer, half_life
         self.tracker = FaceTracker(recognizer.detector, full_search_every)
-        self.frames = 0
 
     def detect(self, frame, time):
         """Faces in this frame; `time` is its time in the stream, in seconds (for the smoothing)."""
         gray = to_gray(frame)
         tracks = self.tracker.update(gray)
-        if not tracks:
-            return []
-        faces = faces_pixels(gray, [track.box for track in tracks], [track.angle for track in tracks])
-        # With one view per face (mirror off) and smoothing on, every other frame classifies the mirror
-        # images: the smoothing then averages both views over time, at the cost of one.
-        if self.half_life and not self.recognizer.mirror and self.frames % 2:
-            faces = faces[:, :, ::-1]
-        self.frames += 1
-        probabilities = self.recognizer.classify(faces)
-        return [Face.from_probabilities(track.box, smooth(track, p, time, self.half_life), id=track.id,
-                                        angle=track.angle)
-                for track, p in zip(tracks, probabilities)]
+        if self.half_life:
+            due = [track for track in tracks if track.time is None or time < track.time
+                   or time - track.time >= CLASSIFY_INTERVAL - TIME_TOLERANCE]
+        else:
+            due = tracks  # without smoothing, each frame's answer is its own
+        if due:
+            faces = faces_pixels(gray, [track.box for track in due], [track.angle for track in due])
+            if self.half_life and not self.recognizer.mirror:
+                mirrored = np.array([track.classified % 2 == 1 for track in due])
+                faces = np.where(mirrored[:, None, None], faces[:, :, ::-1], faces)
+            for track, probabilities in zip(due, self.recognizer.classify(faces)):
+                smooth(track, probabilities, time, self.half_life)
+                track.classified += 1
+        return [Face.from_probabilities(track.box, track.probabilities, id=track.id, angle=track.angle)
+                for track in tracks]

@@ -2,10 +2,13 @@
 
 Searching every frame in full costs the time `fer` spends (its frames/s is this project's yardstick).
 A stream rarely needs it: faces stay where they were, or move a little. So the tracker
-- searches the whole frame every FULL_SEARCH_EVERY frames (and while it knows no face);
-- in between, looks for each known face near its last box, turned as it was (FaceDetector.detect_near_all),
-  and searches any part of the frame that changed (a thumbnail of the frame against the last one) for
-  new faces, upright first and turned (faces.TURNS) where none is found surely upright;
+- searches the whole frame every FULL_SEARCH_EVERY frames (and while it knows no face), upright and turned
+  one of faces.TURNS, the next one the next time;
+- in between, keeps a settled face (found twice in a row at about the same box) whose box still shows it
+  as it was when it was last found: a still face needs no search. It looks for the others near their
+  last box, turned as they were (FaceDetector.detect_near_all), and searches any part of the frame that
+  changed (a thumbnail of the frame against the last one) for new faces, upright first and turned
+  (faces.TURNS) where none is found upright;
 - keeps a face whose search misses while its box still shows the same face (detectors flicker), and
   ends it after MAX_MISSES whole-frame searches without it, or MAX_MISSES frames in which it is gone.
 Each face keeps an `id` while it stays in view. A face whose thumbnail suddenly stops looking like
@@ -24,9 +27,9 @@ import numpy as np
 from .geometry import centre_inside, iou, inside, widened
 
 # Frames between searches of the whole frame; tracked faces and changed regions are searched in between.
-# A face that appears without changing the frame much waits at most this long to be found; fewer full
-# searches found more faces and ran faster (docs/design.md, "Numbers behind the defaults").
-FULL_SEARCH_EVERY = 20
+# A face that appears without changing the frame much waits at most this long to be found (docs/design.md,
+# "Numbers behind the defaults").
+FULL_SEARCH_EVERY = 30
 # Boxes of one face in consecutive frames overlap at least this much (intersection over union).
 MATCH_IOU = 0.3
 # Side of the thumbnails that say whether a box still shows the same face (correlation of pixels).
@@ -34,6 +37,11 @@ IDENTITY_SIZE = 24
 # Correlation below which a box shows another face than before. The same FER2013 face under the
 # detector's jitter correlates at 0.8-1.0 with itself; two different faces rarely above 0.5.
 SAME_FACE_CORRELATION = 0.6
+# A face found at about the same box twice in a row (intersection over union) has settled; while its box
+# correlates with the box as it was when last found at least this much, it has not moved: it is kept
+# without a search. A still face under a video codec's noise stays above 0.99.
+SETTLED_IOU = 0.8
+STILL_CORRELATION = 0.97
 # Whole-frame searches that may miss a tracked face, or frames in which its box may show something else,
 # before the track ends.
 MAX_MISSES = 3
@@ -65,8 +73,10 @@ class Track:
     box: tuple
     thumbnail: np.ndarray
     angle: float = 0.0                 # how far the face is turned in the picture (faces.py)
+    settled: bool = False              # found at about the same box by the last two searches
     misses: int = 0
     probabilities: np.ndarray = None   # smoothed
+    classified: int = 0                # times classified (recognizer.StreamRecognizer)
     time: float = None                 # stream time of the last smoothing step
     seen: bool = field(default=True)   # found (or kept) in the current frame
 
@@ -80,6 +90,7 @@ class FaceTracker:
         self.tracks = []
         self._ids = count(1)
         self._frames_since_full = None
+        self._full_searches = 0
         self._previous_grid = None
 
     def update(self, gray):
@@ -87,19 +98,26 @@ class FaceTracker:
         grid = cv2.resize(gray, CHANGE_GRID, interpolation=cv2.INTER_AREA).astype(np.int16)
         full = (self._frames_since_full is None or self._frames_since_full + 1 >= self.full_search_every
                 or not self.tracks)
+        still = set()  # ids of the tracks kept without a search
         if full:
-            boxes, angles = self.detector.detect_all(gray)
+            turns = self.detector.turns
+            turn = (turns[self._full_searches % len(turns)],) if turns else ()
+            boxes, angles = self.detector.detect_all(gray, turn)
             found = [(tuple(box), float(angle)) for box, angle in zip(boxes, angles)]
-            self._frames_since_full = 0
+            self._frames_since_full, self._full_searches = 0, self._full_searches + 1
         else:
             self._frames_since_full += 1
             found = []  # (box, angle)
             for track in self.tracks:
+                if track.settled and float(track.thumbnail @ identity_thumbnail(gray, track.box)) >= STILL_CORRELATION:
+                    found.append((track.box, track.angle))
+                    still.add(track.id)
+                    continue
                 boxes, angles = self.detector.detect_near_all(gray, track.box, track.angle)
                 found.extend((tuple(box), float(angle)) for box, angle in zip(boxes, angles))
             # Whatever changed where no face was just found may be a new face (or another face in a
             # known face's place, at another size): search there, with the whole-frame settings,
-            # upright first and turned where no face is found surely upright.
+            # upright first, turned where none is found upright.
             for changed, region in self._changed_regions(grid, gray.shape):
                 if any(inside(changed, widened(box, REGION_PADDING)) for box, _ in found):
                     continue
@@ -107,7 +125,7 @@ class FaceTracker:
                 found.extend((tuple(box), float(angle)) for box, angle in zip(boxes, angles))
         found = _without_duplicates(found)
         self._previous_grid = grid
-        self._assign(gray, found, full)
+        self._assign(gray, found, full, still)
         return sorted((t for t in self.tracks if t.seen), key=lambda t: (t.box[0], t.box[1]))
 
     def _changed_regions(self, grid, shape):
@@ -133,7 +151,7 @@ class FaceTracker:
             regions.append((changed_box, (left, top, right - left, bottom - top)))
         return regions
 
-    def _assign(self, gray, found, full):
+    def _assign(self, gray, found, full, still=()):
         boxes = [box for box, _ in found]
         for track in self.tracks:
             track.seen = False
@@ -156,7 +174,10 @@ class FaceTracker:
                 # Another face in the same place: a new track, with its own id and its own smoothing.
                 self.tracks[i] = Track(id=next(self._ids), box=box, thumbnail=thumbnail, angle=found[j][1])
             else:
-                track.box, track.thumbnail, track.angle, track.misses, track.seen = box, thumbnail, found[j][1], 0, True
+                if track.id not in still:  # a still face stays compared with itself as it was last found
+                    track.settled = iou(track.box, box) >= SETTLED_IOU
+                    track.thumbnail = thumbnail
+                track.box, track.angle, track.misses, track.seen = box, found[j][1], 0, True
         for i, track in enumerate(self.tracks):
             if i in used_tracks:
                 continue

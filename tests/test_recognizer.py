@@ -235,3 +235,20 @@ def test_a_turned_face_is_cut_out_upright():
     upright = face_pixels(frame, (140, 140, 120, 120)).astype(float)
     assert np.abs(face_pixels(turned, (140, 140, 120, 120), 25) - upright).mean() < 4  # turned back: the same
     assert np.abs(face_pixels(turned, (140, 140, 120, 120)) - upright).mean() > 10      # not turned back: not
+
+
+def test_a_changed_region_is_searched_up_to_the_first_angle_that_finds_a_face(astronaut_png):
+    from emotion_recognition.faces import FaceDetector
+
+    detector = FaceDetector()
+    searched = []
+    search = detector._detect_in
+    detector._detect_in = lambda gray, region, angle=0.0, **settings: searched.append(angle) or search(
+        gray, region, angle=angle, **settings)
+    gray = cv2.cvtColor(cv2.imread(str(astronaut_png)), cv2.COLOR_BGR2GRAY)
+    whole = (0, 0, gray.shape[1], gray.shape[0])
+    assert list(detector.detect_in_all(gray, whole)[1]) == [0.0] and searched == [0.0]
+    searched.clear()
+    turned = cv2.warpAffine(gray, cv2.getRotationMatrix2D((256, 256), 30, 1.0), (512, 512),
+                            borderMode=cv2.BORDER_REPLICATE)
+    assert list(detector.detect_in_all(turned, whole)[1]) == [30.0] and searched == [0.0, 30.0]

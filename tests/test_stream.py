@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from emotion_recognition.config import CLASS_NAMES
+from emotion_recognition.recognizer import CLASSIFY_INTERVAL
 from emotion_recognition.tracking import FaceTracker, smooth, Track
 
 from conftest import assert_clean_error
@@ -42,11 +43,12 @@ class FixedDetector:
     """Finds a face at the given boxes in every search, whatever the frame shows."""
 
     min_face = 50
+    turns = ()
 
     def __init__(self, boxes):
         self.boxes = np.array(boxes, dtype=np.int32).reshape(-1, 4)
 
-    def detect_all(self, gray):
+    def detect_all(self, gray, turns=None):
         return self.boxes, np.zeros(len(self.boxes))
 
     def detect_near_all(self, gray, box, angle=0.0):
@@ -88,6 +90,50 @@ def test_a_face_the_detector_misses_for_a_moment_is_kept_while_its_box_still_sho
     assert tracker.update(np.full((480, 640), 128, np.uint8)) == []
 
 
+class CountingDetector(FixedDetector):
+    """A FixedDetector that counts its searches near known faces and notes the turns of each whole-frame search."""
+
+    turns = (30.0, -30.0)
+
+    def __init__(self, boxes):
+        super().__init__(boxes)
+        self.near_searches, self.full_turns = 0, []
+
+    def detect_all(self, gray, turns=None):
+        self.full_turns.append(self.turns if turns is None else tuple(turns))
+        return super().detect_all(gray)
+
+    def detect_near_all(self, gray, box, angle=0.0):
+        self.near_searches += 1
+        return super().detect_near_all(gray, box, angle)
+
+
+def test_a_still_face_is_kept_without_a_search_until_it_moves():
+    box = (100, 80, 120, 120)
+    detector = CountingDetector([box])
+    tracker = FaceTracker(detector, full_search_every=1000)
+    frame = textured_frame(seed=1)
+    face_id = tracker.update(frame)[0].id             # found by the whole-frame search
+    tracker.update(frame)                             # found again at the same box: settled
+    searched = detector.near_searches
+    assert searched == 1
+    for _ in range(5):
+        assert [t.id for t in tracker.update(frame)] == [face_id]
+    assert detector.near_searches == searched         # still: no search
+    changed = frame.copy()  # a strip of the face changes (a smile), as in the thumbnail's lower part
+    changed[180:200, 100:220] = textured_frame(seed=2)[180:200, 100:220]
+    assert [t.id for t in tracker.update(changed)] == [face_id]
+    assert detector.near_searches == searched + 1     # no longer as it was: searched again, the same face
+
+
+def test_whole_frame_searches_take_the_turned_copies_in_turn():
+    detector = CountingDetector([(100, 80, 120, 120)])
+    tracker = FaceTracker(detector, full_search_every=2)
+    for _ in range(8):
+        tracker.update(textured_frame(seed=1))
+    assert detector.full_turns == [(30.0,), (-30.0,), (30.0,), (-30.0,)]
+
+
 # --- Smoothing ---------------------------------------------------------------------------------------
 
 def test_smoothing_halves_the_distance_in_one_half_life_at_any_frame_rate():
@@ -111,21 +157,27 @@ def test_video_probabilities_are_the_raw_ones_smoothed_over_stream_time(cli, fac
     smoothed = json_lines(cli("recognize", "--source", face_video, "--no-display", "--json", "--half-life", "0.2",
                               "--mirror"))
     assert [r["faces"] and r["faces"][0]["box"] for r in raw] == [r["faces"] and r["faces"][0]["box"] for r in smoothed]
-    average, last_time, differs = None, None, False
+    # In each frame a smoothed face shows either its last average (not classified then) or that average
+    # moved toward this frame's raw answer by stream time; a 10 frames/s video is classified in every frame.
+    average, last_time, differs, classified, frames = None, None, False, 0, 0
     for raw_record, smoothed_record in zip(raw, smoothed):
         if not raw_record["faces"]:
             continue
+        frames += 1
         p = np.array([raw_record["faces"][0]["probabilities"][c] for c in CLASS_NAMES])
         keep = 0.0 if average is None else 0.5 ** ((raw_record["time"] - last_time) / 0.2)
-        average = p if average is None else keep * average + (1 - keep) * p
-        last_time = raw_record["time"]
+        moved = p if average is None else keep * average + (1 - keep) * p
         shown = np.array([smoothed_record["faces"][0]["probabilities"][c] for c in CLASS_NAMES])
-        assert np.allclose(shown, average, atol=1e-6)
+        if np.allclose(shown, moved, atol=1e-6):
+            average, last_time, classified = moved, raw_record["time"], classified + 1
+        else:
+            assert np.allclose(shown, average, atol=1e-6)
         differs |= not np.allclose(shown, p, atol=1e-3)
+    assert frames > 1 and classified == frames
     assert differs  # the face moves, its raw probabilities change, and the smoothing shows
 
 
-def test_a_video_classifies_the_mirror_images_every_other_frame_unless_told_otherwise(astronaut_png, shipped_model):
+def test_a_video_classifies_each_face_and_its_mirror_image_in_turn_unless_told_otherwise(astronaut_png, shipped_model):
     from emotion_recognition import EmotionRecognizer
     from emotion_recognition.preprocessing import faces_pixels, to_gray
 
@@ -139,15 +191,17 @@ def test_a_video_classifies_the_mirror_images_every_other_frame_unless_told_othe
     def shown(stream, times):
         return [np.array([stream.detect(frame, t)[0].probabilities[c] for c in CLASS_NAMES]) for t in times]
 
-    # A half-life far shorter than a frame: each frame shows its own view, alternating.
-    first, second, third = shown(recognizer.stream(half_life=1e-6), (0.0, 1.0, 2.0))
-    assert np.allclose(first, as_is, atol=1e-5) and np.allclose(third, as_is, atol=1e-5)
-    assert np.allclose(second, mirrored, atol=1e-5)
+    # A half-life far shorter than a frame: each frame shows the view last classified. Frames come twice
+    # per CLASSIFY_INTERVAL, so the face is classified in every other frame, as it is and mirrored in turn.
+    views = [0 if np.allclose(p, as_is, atol=1e-5) else 1 if np.allclose(p, mirrored, atol=1e-5) else None
+             for p in shown(recognizer.stream(half_life=1e-6), np.arange(9) * CLASSIFY_INTERVAL / 2)]
+    assert views == [(i // 2) % 2 for i in range(9)]
     # Without smoothing nothing averages the views, so every frame is classified as it is.
     assert all(np.allclose(p, as_is, atol=1e-5) for p in shown(recognizer.stream(half_life=None), (0.0, 1.0)))
     # --mirror averages both views in every frame.
     both = EmotionRecognizer(shipped_model, mirror=True)
-    assert all(np.allclose(p, (as_is + mirrored) / 2, atol=2e-2) for p in shown(both.stream(half_life=1e-6), (0.0, 1.0)))
+    assert all(np.allclose(p, (as_is + mirrored) / 2, atol=2e-2)
+               for p in shown(both.stream(half_life=1e-6), np.arange(3) * CLASSIFY_INTERVAL / 2))
 
 
 def test_images_are_never_smoothed(cli, astronaut_png):

@@ -23,7 +23,7 @@ from .. import sources
 from ..config import DEFAULT_MODEL_PATH, SERVE_HOST, SERVE_MAX_UPLOAD_MB, SERVE_PORT
 from ..errors import UserError, check_writable, ensure_folder, friendly_errors
 from ..faces import MIN_FACE
-from ..recognizer import MIRROR
+from ..recognizer import CLASSIFY_INTERVAL, MIRROR
 from ..tracking import HALF_LIFE
 
 ADVICE = {
@@ -71,8 +71,11 @@ def parse_args(argv=None):
                         help="classify every Nth frame (the others are skipped without decoding); JSON lines keep "
                              "the source's frame numbers and times")
     stream.add_argument("--half-life", type=float, default=HALF_LIFE, metavar="SECONDS",
-                        help="smooth each face's probabilities over this much of the stream's time")
-    stream.add_argument("--no-smoothing", action="store_true", help="raw per-frame probabilities (no smoothing)")
+                        help="smooth each face's probabilities over this much of the stream's time (a face is then "
+                             f"classified every {CLASSIFY_INTERVAL:g} s and its smoothed probabilities shown in every "
+                             "frame)")
+    stream.add_argument("--no-smoothing", action="store_true",
+                        help="classify every face in every frame and show its raw probabilities (no smoothing)")
     stream.add_argument("--reconnect", type=float, default=sources.RECONNECT_S, metavar="SECONDS",
                         help="a network stream that stops is opened again for up to this long (Wi-Fi cameras drop "
                              "out for moments, phone apps while the screen locks); 0 ends the run at once")
