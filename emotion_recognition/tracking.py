@@ -166,6 +166,9 @@ class FaceTracker:
             used_tracks.add(i)
             used_boxes.add(j)
             track, box = self.tracks[i], boxes[j]
+            if track.id in still and box == track.box:  # kept where it was, compared with itself as last found
+                track.misses, track.seen = 0, True
+                continue
             thumbnail = identity_thumbnail(gray, box)
             # Another face took the place when neither the new box nor the old one shows the face
             # as it was (the detector's box alone may jump between sizes of the same face).
@@ -174,10 +177,8 @@ class FaceTracker:
                 # Another face in the same place: a new track, with its own id and its own smoothing.
                 self.tracks[i] = Track(id=next(self._ids), box=box, thumbnail=thumbnail, angle=found[j][1])
             else:
-                if track.id not in still:  # a still face stays compared with itself as it was last found
-                    track.settled = iou(track.box, box) >= SETTLED_IOU
-                    track.thumbnail = thumbnail
-                track.box, track.angle, track.misses, track.seen = box, found[j][1], 0, True
+                track.settled = iou(track.box, box) >= SETTLED_IOU
+                track.box, track.thumbnail, track.angle, track.misses, track.seen = box, thumbnail, found[j][1], 0, True
         for i, track in enumerate(self.tracks):
             if i in used_tracks:
                 continue
