@@ -85,5 +85,6 @@ def main(argv=None):
             print(f"{r['pipeline']:<14} {r['angle']:>5g}° {r['seed']:>5} {r['recall']:>7.3f} {r['accuracy']:>18.3f} "
                   f"{r['fps']:>9.1f}")
 
+
 if __name__ == "__main__":
     sys.exit(main())
