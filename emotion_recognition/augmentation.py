@@ -82,6 +82,42 @@ def random_erase(face, draws):
     return face
 
 
+# Ranges of camera_change: each face's contrast is scaled and its brightness and gamma moved within them.
+CONTRAST_RANGE = (0.6, 1.4)
+BRIGHTNESS_RANGE = (-40, 40)
+GAMMA_RANGE = (0.67, 1.5)
+BLUR_SIGMA_RANGE = (0.3, 0.8)
+NOISE_STD_RANGE = (2.0, 10.0)
+JPEG_QUALITY_RANGE = (40, 90)
+
+
+def _within(draw, bounds):
+    return bounds[0] + draw * (bounds[1] - bounds[0])
+
+
+def camera_change(face, draws, rng):
+    """A 2-D uint8 face as another camera might have taken it: contrast, brightness and gamma changed,
+    then either blurred or noisy (or neither), then maybe JPEG-compressed. draws: six uniform numbers
+    in [0, 1) that pick the changes; rng draws the noise. Returns a new uint8 face.
+
+    FER2013's faces are web photos; a webcam's or a studio's differ in light and sharpness.
+    """
+    gamma = _within(draws[2], GAMMA_RANGE)
+    levels = 255.0 * (np.arange(256) / 255.0) ** gamma
+    mean = levels[face].mean()
+    levels = (levels - mean) * _within(draws[0], CONTRAST_RANGE) + mean + _within(draws[1], BRIGHTNESS_RANGE)
+    out = np.clip(levels, 0, 255).astype(np.uint8)[face]
+    if draws[3] < 1 / 3:
+        out = cv2.GaussianBlur(out, (0, 0), _within(draws[4], BLUR_SIGMA_RANGE))
+    elif draws[3] < 2 / 3:
+        noise = rng.normal(0.0, _within(draws[4], NOISE_STD_RANGE), out.shape)
+        out = np.clip(out + noise, 0, 255).astype(np.uint8)
+    if draws[5] < 0.5:
+        quality = int(_within(draws[5] * 2, JPEG_QUALITY_RANGE))
+        out = cv2.imdecode(cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], cv2.IMREAD_GRAYSCALE)
+    return out
+
+
 class AugmentedFaces(keras.utils.PyDataset):
     """Shuffled, augmented batches (faces float32 (n, 48, 48, 1), one-hot labels, sample weights).
 
@@ -93,13 +129,14 @@ class AugmentedFaces(keras.utils.PyDataset):
     """
 
     def __init__(self, faces, labels_one_hot, sample_weights, batch_size, generator, erase_probability,
-                 seed, first_epoch=0, batch_multiple=1):
+                 seed, first_epoch=0, batch_multiple=1, camera_probability=0.0):
         super().__init__()
         self.used = len(faces) - len(faces) % batch_multiple
         self.faces = faces.reshape(len(faces), *INPUT_SHAPE[:2])  # uint8 (n, 48, 48)
         self.labels, self.weights = labels_one_hot, sample_weights
         self.batch_size, self.generator = batch_size, generator
         self.erase_probability, self.seed = erase_probability, seed
+        self.camera_probability = camera_probability
         self.epoch = first_epoch
         self._shuffle()
 
@@ -116,13 +153,20 @@ class AugmentedFaces(keras.utils.PyDataset):
         # per face, which costs more than the warp) keeps every batch reproducible.
         np.random.seed(int(rng.integers(2 ** 31)))
         batch = np.empty((len(chosen), *INPUT_SHAPE), dtype=np.float32)
-        for row, face_index in enumerate(chosen):
-            params = self.generator.get_random_transform(INPUT_SHAPE)
-            batch[row, :, :, 0] = warp_like_image_data_generator(self.faces[face_index], params)
         # The erasing is drawn for the whole batch at once: a generator call per face cost more than
         # the blanking itself, and the input, not the model, sets the pace on a GPU.
         erased = rng.random(len(chosen)) < self.erase_probability
         patch_draws = rng.random((len(chosen), 5)).tolist()
+        # Drawn after the erasing, and only when asked for, so that runs without them repeat earlier runs.
+        changed = (rng.random(len(chosen)) < self.camera_probability if self.camera_probability
+                   else np.zeros(len(chosen), dtype=bool))
+        camera_draws = rng.random((len(chosen), 6)) if changed.any() else None
+        for row, face_index in enumerate(chosen):
+            params = self.generator.get_random_transform(INPUT_SHAPE)
+            face = self.faces[face_index]
+            if changed[row]:
+                face = camera_change(face, camera_draws[row], rng)
+            batch[row, :, :, 0] = warp_like_image_data_generator(face, params)
         for row in np.flatnonzero(erased):
             random_erase(batch[row, :, :, 0], patch_draws[row])
         return batch, self.labels[chosen], self.weights[chosen]

@@ -77,6 +77,8 @@ class TrainConfig:
     dense_dropout: float = setting(DENSE_DROPOUT, "dropout rate after the dense layer", RECIPE)
     stage_dropout: float = setting(0.5, "multiplies the conv stages' dropout " + str(STAGE_DROPOUT), RECIPE)
     random_erasing: float = setting(0.5, "chance of blanking a random patch of a training face", RECIPE)
+    camera_change: float = setting(0.0, "chance of changing a training face's contrast, brightness, gamma, "
+                                        "sharpness, noise and JPEG quality, as another camera would", RECIPE)
     final_epochs: int = setting(2, "after its best epoch, each model trains this many more epochs on all of train/ "
                                    "(the validation slice too) at --final-learning-rate; 0: none", RECIPE)
     final_learning_rate: float = setting(1e-4, "peak learning rate of the final epochs (one epoch of warm-up, then "

@@ -36,8 +36,9 @@ def make_model(config, published=False):
 
 
 def make_batches(config, faces, labels_one_hot, weights, first_epoch, batch_size=None, devices=1, light=False):
-    """Augmented training batches: ImageDataGenerator's transforms plus random erasing; light=True keeps
-    only the mirror images (and the model's own random crops, or shifts without them).
+    """Augmented training batches: ImageDataGenerator's transforms, random erasing and camera changes (if
+    config.camera_change); light=True keeps only the mirror images and the camera changes (and the model's
+    own random crops, or shifts without them).
 
     batch_size is the global batch (all devices together); config.batch_size when not given.
     """
@@ -46,7 +47,7 @@ def make_batches(config, faces, labels_one_hot, weights, first_epoch, batch_size
                                      shift=shift)
     return AugmentedFaces(faces, labels_one_hot, weights, batch_size or config.batch_size, generator,
                           erase_probability=0.0 if light else config.random_erasing, seed=config.seed,
-                          first_epoch=first_epoch, batch_multiple=devices)
+                          first_epoch=first_epoch, batch_multiple=devices, camera_probability=config.camera_change)
 
 
 def class_sample_weights(labels, power):

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from emotion_recognition.augmentation import AugmentedFaces, image_data_generator, warp_like_image_data_generator
+from emotion_recognition.augmentation import (AugmentedFaces, camera_change, image_data_generator,
+                                              warp_like_image_data_generator)
 from emotion_recognition.model import FaceCrop, build_model, crop_size_of, save_model_atomic
 
 
@@ -106,3 +107,46 @@ def test_a_cropping_model_saves_and_loads_with_its_crop(tmp_path):
     published = copy_weights(model, build_model(base_width=4, crop_size=40, random_crops=False))
     assert "FaceCrop" not in {type(layer).__name__ for layer in published.layers}
     assert np.allclose(published.predict(faces, verbose=0), model.predict(faces, verbose=0), atol=1e-6)
+
+
+# draws for camera_change: contrast, brightness, gamma, blur-or-noise, their strength, JPEG; 0.5 is the middle
+# of each range, and 0.99 for the last two means neither blur nor noise nor JPEG.
+PLAIN = [0.5, 0.5, 0.5, 0.99, 0.5, 0.99]
+
+
+def test_camera_change_moves_brightness_and_contrast_and_blurs_or_adds_noise():
+    face = np.random.default_rng(1).integers(80, 176, (48, 48)).astype(np.uint8)  # sharp, nothing clipped
+    rng = np.random.default_rng(0)
+
+    def changed(of=face, **draws):
+        values = list(PLAIN)
+        for index, value in draws.items():
+            values[int(index[1:])] = value
+        out = camera_change(of, values, rng)
+        assert out.shape == face.shape and out.dtype == np.uint8
+        return out.astype(float)
+
+    middle = changed()
+    assert changed(d1=0.99).mean() > middle.mean() + 20 > changed(d1=0.0).mean() + 40  # brightness +-40
+    assert changed(d0=0.99).std() > 1.2 * middle.std() > 1.4 * changed(d0=0.0).std()  # contrast x0.6..1.4
+
+    def roughness(image):
+        return np.abs(np.diff(image, axis=1)).mean()
+
+    assert roughness(changed(d3=0.1, d4=0.99)) < 0.8 * roughness(middle) < 0.8 * roughness(changed(d3=0.5, d4=0.99))
+    smooth = smooth_face(1)
+    assert 0 < np.abs(changed(smooth, d5=0.0) - changed(smooth)).mean() < 3  # JPEG at quality 40
+
+
+def test_camera_change_in_batches_is_reproducible_and_off_by_default():
+    faces = np.stack([smooth_face(i) for i in range(8)])
+    one_hot = np.eye(7, dtype="float32")[np.arange(8) % 7]
+
+    def first_batch(**camera):
+        return AugmentedFaces(faces, one_hot, np.ones(8, "float32"), batch_size=8, generator=image_data_generator(),
+                              erase_probability=0.5, seed=2, **camera)[0][0]
+
+    plain, changed = first_batch(), first_batch(camera_probability=1.0)
+    assert np.array_equal(first_batch(camera_probability=0.0), plain)
+    assert np.array_equal(first_batch(camera_probability=1.0), changed)
+    assert all(not np.array_equal(a, b) for a, b in zip(plain, changed))
