@@ -82,13 +82,14 @@ def random_erase(face, draws):
     return face
 
 
-# Ranges of camera_change: each face's contrast is scaled and its brightness and gamma moved within them.
+# What camera_change draws from: a factor, a shift and a gamma for the grey levels; then a share of faces
+# blurred, another noisy, each within its range; and a share JPEG-compressed at a quality within its range.
 CONTRAST_RANGE = (0.6, 1.4)
 BRIGHTNESS_RANGE = (-40, 40)
 GAMMA_RANGE = (0.67, 1.5)
-BLUR_SIGMA_RANGE = (0.3, 0.8)
-NOISE_STD_RANGE = (2.0, 10.0)
-JPEG_QUALITY_RANGE = (40, 90)
+BLUR_SHARE, BLUR_SIGMA_RANGE = 1 / 3, (0.3, 0.8)
+NOISE_SHARE, NOISE_STD_RANGE = 1 / 3, (2.0, 10.0)
+JPEG_SHARE, JPEG_QUALITY_RANGE = 0.5, (40, 90)
 
 
 def _within(draw, bounds):
@@ -107,13 +108,13 @@ def camera_change(face, draws, rng):
     mean = levels[face].mean()
     levels = (levels - mean) * _within(draws[0], CONTRAST_RANGE) + mean + _within(draws[1], BRIGHTNESS_RANGE)
     out = np.clip(levels, 0, 255).astype(np.uint8)[face]
-    if draws[3] < 1 / 3:
+    if draws[3] < BLUR_SHARE:
         out = cv2.GaussianBlur(out, (0, 0), _within(draws[4], BLUR_SIGMA_RANGE))
-    elif draws[3] < 2 / 3:
+    elif draws[3] < BLUR_SHARE + NOISE_SHARE:
         noise = rng.normal(0.0, _within(draws[4], NOISE_STD_RANGE), out.shape)
         out = np.clip(out + noise, 0, 255).astype(np.uint8)
-    if draws[5] < 0.5:
-        quality = int(_within(draws[5] * 2, JPEG_QUALITY_RANGE))
+    if draws[5] < JPEG_SHARE:
+        quality = int(_within(draws[5] / JPEG_SHARE, JPEG_QUALITY_RANGE))
         out = cv2.imdecode(cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], cv2.IMREAD_GRAYSCALE)
     return out
 
