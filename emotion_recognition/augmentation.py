@@ -99,7 +99,8 @@ def _within(draw, bounds):
 def camera_change(face, draws, rng):
     """A 2-D uint8 face as another camera might have taken it: contrast, brightness and gamma changed,
     then either blurred or noisy (or neither), then maybe JPEG-compressed. draws: six uniform numbers
-    in [0, 1) that pick the changes; rng draws the noise. Returns a new uint8 face.
+    in [0, 1) that pick the contrast, the brightness, the gamma, blur or noise, its strength, and the JPEG
+    quality (or none); rng draws the noise. Returns a new uint8 face.
 
     FER2013's faces are web photos; a webcam's or a studio's differ in light and sharpness.
     """

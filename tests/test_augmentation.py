@@ -109,9 +109,10 @@ def test_a_cropping_model_saves_and_loads_with_its_crop(tmp_path):
     assert np.allclose(published.predict(faces, verbose=0), model.predict(faces, verbose=0), atol=1e-6)
 
 
-# draws for camera_change: contrast, brightness, gamma, blur-or-noise, their strength, JPEG; 0.5 is the middle
-# of each range, and 0.99 for the last two means neither blur nor noise nor JPEG.
-PLAIN = [0.5, 0.5, 0.5, 0.99, 0.5, 0.99]
+# camera_change's six draws in order; 0.5 is the middle of each range, and 0.99 for "blur_or_noise" and
+# "jpeg" means neither blur nor noise nor JPEG.
+CAMERA_DRAWS = ("contrast", "brightness", "gamma", "blur_or_noise", "strength", "jpeg")
+PLAIN = {"contrast": 0.5, "brightness": 0.5, "gamma": 0.5, "blur_or_noise": 0.99, "strength": 0.5, "jpeg": 0.99}
 
 
 def test_camera_change_moves_brightness_and_contrast_and_blurs_or_adds_noise():
@@ -119,23 +120,22 @@ def test_camera_change_moves_brightness_and_contrast_and_blurs_or_adds_noise():
     rng = np.random.default_rng(0)
 
     def changed(of=face, **draws):
-        values = list(PLAIN)
-        for index, value in draws.items():
-            values[int(index[1:])] = value
-        out = camera_change(of, values, rng)
+        values = {**PLAIN, **draws}
+        out = camera_change(of, [values[name] for name in CAMERA_DRAWS], rng)
         assert out.shape == face.shape and out.dtype == np.uint8
         return out.astype(float)
 
     middle = changed()
-    assert changed(d1=0.99).mean() > middle.mean() + 20 > changed(d1=0.0).mean() + 40  # brightness +-40
-    assert changed(d0=0.99).std() > 1.2 * middle.std() > 1.4 * changed(d0=0.0).std()  # contrast x0.6..1.4
+    assert changed(brightness=0.99).mean() > middle.mean() + 20 > changed(brightness=0.0).mean() + 40  # brightness +-40
+    assert changed(contrast=0.99).std() > 1.2 * middle.std() > 1.4 * changed(contrast=0.0).std()  # contrast x0.6..1.4
 
     def roughness(image):
         return np.abs(np.diff(image, axis=1)).mean()
 
-    assert roughness(changed(d3=0.1, d4=0.99)) < 0.8 * roughness(middle) < 0.8 * roughness(changed(d3=0.5, d4=0.99))
+    blurred, noisy = changed(blur_or_noise=0.1, strength=0.99), changed(blur_or_noise=0.5, strength=0.99)
+    assert roughness(blurred) < 0.8 * roughness(middle) < 0.8 * roughness(noisy)
     smooth = smooth_face(1)
-    assert 0 < np.abs(changed(smooth, d5=0.0) - changed(smooth)).mean() < 3  # JPEG at quality 40
+    assert 0 < np.abs(changed(smooth, jpeg=0.0) - changed(smooth)).mean() < 3  # JPEG at quality 40
 
 
 def test_camera_change_in_batches_is_reproducible_and_off_by_default():
