@@ -32,13 +32,14 @@ from .tracking import FULL_SEARCH_EVERY, HALF_LIFE, FaceTracker, smooth
 MAX_PIXEL = 255
 # Averaging each face's probabilities with its mirror image's is the cheapest test-time augmentation,
 # but it doubles the classifier's cost per face, for a few tenths of a point (docs/speed.md): off by
-# default; mirror=True (--mirror) turns it on.
+# default for photos and unsmoothed streams; mirror=True (--mirror) turns it on. A smoothed stream always
+# averages both views (CLASSIFY_INTERVAL).
 MIRROR = False
 # In a stream with smoothing, a face is classified again once this many seconds of stream time have passed
-# (a new face at once; every frame of a stream slower than this): a few times per smoothing half-life, and
-# the smoothing carries its probabilities in between. Its classifications alternate between the face and
-# its mirror image (with mirror off), so the smoothing averages both views.
-CLASSIFY_INTERVAL = 0.1
+# (a new face at once; every frame of a stream slower than this), each time as it is and as its mirror
+# image, averaged: a face's first answer has both views, and the classifier's work per second is that of
+# one view every half interval. The smoothing carries the probabilities in between (docs/design.md).
+CLASSIFY_INTERVAL = 0.2
 # Frame times are rounded (30 frames/s: 0.0333... s): a face is due this much before the interval is over.
 TIME_TOLERANCE = 1e-3
 
@@ -91,7 +92,8 @@ class EmotionRecognizer:
                  turned=True):
         """model_path: a .keras model. min_face: the smallest face looked for, in frame pixels.
         detector: a FaceDetector to use instead (shared by all threads, which then take turns).
-        mirror: classify each face and its mirror image and average them (evaluate.py's "mirror").
+        mirror: classify each face and its mirror image and average them (evaluate.py's "mirror"); a
+        smoothed stream does so anyway.
         threads: the model runtime's threads per call (default: the cores, up to 4); 1 where several
         recognizers run side by side (one per video in a batch). turned: also find faces turned in the
         picture (faces.TURNS), at some cost; False finds upright faces only."""
@@ -123,8 +125,9 @@ class EmotionRecognizer:
         with self._detector_lock:
             return self._given_detector.detect_all(gray)
 
-    def classify(self, faces):
-        """Probabilities (n, 7) for grayscale 48x48 faces shaped (n, 48, 48) or (n, 48, 48, 1).
+    def classify(self, faces, mirror=None):
+        """Probabilities (n, 7) for grayscale 48x48 faces shaped (n, 48, 48) or (n, 48, 48, 1), averaged
+        with their mirror images' if `mirror` (default: the recognizer's own setting).
 
         Faces are raw pixels 0-255 (uint8, or floats on that scale), as preprocessing.face_pixels
         makes them: the model rescales them itself. Faces already scaled to 0-1 are refused, since
@@ -142,7 +145,7 @@ class EmotionRecognizer:
             return np.zeros((0, len(CLASS_NAMES)), dtype=np.float32)
         check_pixel_range(faces)
         faces = faces.astype(np.float32)
-        if not self.mirror:
+        if not (self.mirror if mirror is None else mirror):
             return self.classifier(faces)
         both = self.classifier(np.concatenate([faces, faces[:, :, ::-1]]))  # one call for both views
         return (both[:len(faces)] + both[len(faces):]) / 2
@@ -200,11 +203,9 @@ class StreamRecognizer:
             due = tracks  # without smoothing, each frame's answer is its own
         if due:
             faces = faces_pixels(gray, [track.box for track in due], [track.angle for track in due])
-            if self.half_life and not self.recognizer.mirror:
-                mirrored = np.array([track.classified % 2 == 1 for track in due])
-                faces = np.where(mirrored[:, None, None], faces[:, :, ::-1], faces)
-            for track, probabilities in zip(due, self.recognizer.classify(faces)):
+            # Smoothed, each classification has both views; unsmoothed, each frame is as the recognizer says.
+            both_views = True if self.half_life else None
+            for track, probabilities in zip(due, self.recognizer.classify(faces, mirror=both_views)):
                 smooth(track, probabilities, time, self.half_life)
-                track.classified += 1
         return [Face.from_probabilities(track.box, track.probabilities, id=track.id, angle=track.angle)
                 for track in tracks]

@@ -76,7 +76,6 @@ class Track:
     settled: bool = False              # found at about the same box by the last two searches
     misses: int = 0
     probabilities: np.ndarray = None   # smoothed
-    classified: int = 0                # times classified (recognizer.StreamRecognizer)
     time: float = None                 # stream time of the last smoothing step
     seen: bool = field(default=True)   # found (or kept) in the current frame
 

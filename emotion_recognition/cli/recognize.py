@@ -72,8 +72,8 @@ def parse_args(argv=None):
                              "the source's frame numbers and times")
     stream.add_argument("--half-life", type=float, default=HALF_LIFE, metavar="SECONDS",
                         help="smooth each face's probabilities over this much of the stream's time (a face is then "
-                             f"classified every {CLASSIFY_INTERVAL:g} s and its smoothed probabilities shown in every "
-                             "frame)")
+                             f"classified every {CLASSIFY_INTERVAL:g} s, as it is and mirrored, and its smoothed "
+                             "probabilities shown in every frame)")
     stream.add_argument("--no-smoothing", action="store_true",
                         help="classify every face in every frame and show its raw probabilities (no smoothing)")
     stream.add_argument("--reconnect", type=float, default=sources.RECONNECT_S, metavar="SECONDS",
@@ -115,7 +115,8 @@ def parse_args(argv=None):
     serving.add_argument("--keyfile", metavar="PEM", help="the certificate's private key (if not in --certfile)")
     parser.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=MIRROR,
                         help="average each face's answers with its mirror image's (a little more accurate, at "
-                             "twice the classifier's cost per face); by default each face is classified as it is")
+                             "twice the classifier's cost per face); by default a photo's faces and an unsmoothed "
+                             "video's are classified as they are, while a smoothed video always averages both")
     add_standard_options(parser)
     return parser.parse_args(argv)
 
