@@ -154,7 +154,8 @@ def test_smoothing_halves_the_distance_in_one_half_life_at_any_frame_rate():
 def test_video_probabilities_are_the_raw_ones_smoothed_over_stream_time(cli, face_video):
     # A smoothed video classifies both views of a face, as --mirror makes the raw run do in every frame.
     raw = json_lines(cli("recognize", "--source", face_video, "--no-display", "--json", "--no-smoothing", "--mirror"))
-    smoothed = json_lines(cli("recognize", "--source", face_video, "--no-display", "--json", "--half-life", "0.2"))
+    half_life = 0.2  # seconds; by chance equal to CLASSIFY_INTERVAL, which the loop below uses as well
+    smoothed = json_lines(cli("recognize", "--source", face_video, "--no-display", "--json", "--half-life", str(half_life)))
     assert [r["faces"] and r["faces"][0]["box"] for r in raw] == [r["faces"] and r["faces"][0]["box"] for r in smoothed]
     # A face is classified once per CLASSIFY_INTERVAL of stream time: then it shows its average moved toward
     # this frame's raw answer by stream time, in the frames between its last average.
@@ -165,7 +166,7 @@ def test_video_probabilities_are_the_raw_ones_smoothed_over_stream_time(cli, fac
         p = np.array([raw_record["faces"][0]["probabilities"][c] for c in CLASS_NAMES])
         shown = np.array([smoothed_record["faces"][0]["probabilities"][c] for c in CLASS_NAMES])
         if last_time is None or raw_record["time"] - last_time >= CLASSIFY_INTERVAL - TIME_TOLERANCE:
-            keep = 0.0 if average is None else 0.5 ** ((raw_record["time"] - last_time) / 0.2)
+            keep = 0.0 if average is None else 0.5 ** ((raw_record["time"] - last_time) / half_life)
             average = p if average is None else keep * average + (1 - keep) * p
             last_time, classified = raw_record["time"], classified + 1
         assert np.allclose(shown, average, atol=1e-6)
