@@ -1,6 +1,6 @@
 """Facial emotion recognition: a Keras CNN trained on FER2013 and an OpenCV face detector."""
 
-__version__ = "0.19.0"
+__version__ = "0.19.1"
 
 from .runtime import set_tensorflow_environment
 
